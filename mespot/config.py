@@ -1,0 +1,146 @@
+"""Typed configuration, read from YAML and validated once.
+
+One config describes a dataset or a live setting: the feature rate, the graph prior, the model's
+right context and the decoding and training parameters. Everything downstream takes these objects,
+never raw dicts, so a typo in a YAML file fails here with the key that broke it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+KINDS = ("micro", "macro")
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Proposal decoding for one expression kind (SPEC section 6), in feature indices."""
+
+    apex_threshold: float = 0.5
+    start_range: tuple[int, int] = (2, 7)   # apex - start in [lo, hi]
+    end_range: tuple[int, int] = (2, 7)     # end - apex in [lo, hi]
+    min_len: int = 5                        # on end - start
+    max_len: int = 30
+    top_k: int = 5                          # offline, per video (reference NMS)
+    score_threshold: float = 0.0            # online replacement for top_k
+
+    def __post_init__(self) -> None:
+        for name in ("start_range", "end_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ConfigError(f"decoding.{name} must satisfy 0 < lo <= hi, got {lo}..{hi}")
+            object.__setattr__(self, name, (int(lo), int(hi)))
+        if not 0 <= self.min_len <= self.max_len:
+            raise ConfigError(f"decoding min_len {self.min_len} / max_len {self.max_len} out of order")
+        if not 0.0 <= self.apex_threshold < 1.0:
+            raise ConfigError(f"decoding.apex_threshold must be in [0, 1), got {self.apex_threshold}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and label settings (SPEC sections 3 and 5)."""
+
+    epochs: int = 100
+    epoch_begin: int = 15
+    fixed_epoch: int = 47
+    batch_size: int = 128
+    lr: float = 0.01
+    weight_decay: float = 0.1
+    lr_gamma: float = 0.96
+    segment_length: int = 256
+    context: int = 7
+    macro_weight: float = 0.5
+    micro_normal_range: int = 1
+    macro_normal_range: int = 3
+    use_neutral_segments: bool = False
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.fixed_epoch >= self.epochs:
+            raise ConfigError(f"train.fixed_epoch {self.fixed_epoch} must be < train.epochs {self.epochs}")
+        if self.context < 5:
+            raise ConfigError(f"train.context {self.context} is below the model's receptive half-width 5")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A dataset or live configuration."""
+
+    name: str = "casme2"
+    fps: float = 30.0
+    adjacency: str = "casme2"
+    model_delay: int = 5
+    window: int = 64
+    micro: DecodingConfig = field(default_factory=DecodingConfig)
+    macro: DecodingConfig = field(default_factory=lambda: DecodingConfig(
+        start_range=(7, 29), end_range=(7, 29), min_len=15, max_len=88))
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise ConfigError(f"fps must be positive, got {self.fps}")
+        if self.window < 2 * self.model_delay + 1:
+            raise ConfigError(
+                f"window {self.window} must be >= 2*model_delay+1 = {2 * self.model_delay + 1}")
+
+    def decoding(self, kind: str) -> DecodingConfig:
+        if kind not in KINDS:
+            raise ConfigError(f"unknown expression kind {kind!r}; valid: {', '.join(KINDS)}")
+        return getattr(self, kind)
+
+    def decision_delay(self, kind: str) -> int:
+        """Indices after an apex before an interval of this kind can be decided online."""
+        return self.decoding(kind).end_range[1] + self.model_delay
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["decoding"] = {k: d.pop(k) for k in KINDS}
+        return d
+
+
+def _build(cls, raw: dict[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    raw = dict(raw)
+    decoding = raw.pop("decoding", {}) or {}
+    unknown = set(decoding) - set(KINDS)
+    if unknown:
+        raise ConfigError(f"unknown decoding kind(s): {', '.join(sorted(unknown))}")
+    for kind in KINDS:
+        if kind in decoding:
+            raw[kind] = _build(DecodingConfig, dict(decoding[kind]), f"decoding.{kind}")
+    if "train" in raw:
+        raw["train"] = _build(TrainConfig, dict(raw["train"]), "train")
+    return _build(Config, raw, "config")
+
+
+def load_config(name_or_path: str | Path) -> Config:
+    """Load a config by path, or by name from the repository's `configs/` folder."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"no config {str(name_or_path)!r}; valid names: {', '.join(names)} or a YAML path")
+    with open(path) as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return config_from_dict(raw)
