@@ -1,0 +1,87 @@
+"""What a model file must carry so that any runtime can use it alone (no config file beside it).
+
+A metadata dict (JSON-safe) with these keys:
+  format          METADATA_FORMAT, bumped when a key changes meaning
+  mespot_version  the package version that wrote it
+  input / output  tensor names and layouts: features (B, T, 12, 2) raw float32, logits (B, 10, T)
+  right_context   indices of look-ahead the model needs (5 for AUW-GCN); also its left context
+  window          feature indices the online engine feeds per step
+  fps             feature rate the model was trained at
+  adjacency       (12, 12) list of floats; input_mean / input_std: per x/y channel (already inside
+                  the graph: runtimes take raw features)
+  config          mespot.config.Config.to_dict(), so decoding parameters travel with the model
+  source          free-form provenance (checkpoint path, epoch, exporter versions)
+ONNX files hold it as the metadata_props entry METADATA_KEY (JSON text) and in the sidecar
+`<model>.json`; TensorRT plans only in the sidecar. Pure Python: the live path reads it without torch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mespot import __version__
+from mespot.config import Config, config_from_dict
+
+METADATA_FORMAT = 1
+METADATA_KEY = "mespot.metadata"
+INPUT_NAME = "features"
+OUTPUT_NAME = "logits"
+REQUIRED_KEYS = ("format", "right_context", "window", "fps", "adjacency", "input_mean", "input_std",
+                 "config")
+
+
+def build_metadata(*, adjacency, input_mean, input_std, config: Config, fps: float, right_context: int,
+                   window: int | None = None, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata dict of one model; `window` defaults to the config's."""
+    window = int(config.window if window is None else window)
+    if window < 2 * right_context + 1:
+        raise ValueError(f"window {window} must be >= 2*right_context+1 = {2 * right_context + 1}")
+    return {
+        "format": METADATA_FORMAT,
+        "mespot_version": __version__,
+        "input": {"name": INPUT_NAME, "layout": "B,T,12,2", "dtype": "float32", "units": "raw ROI flow"},
+        "output": {"name": OUTPUT_NAME, "layout": "B,10,T", "dtype": "float32"},
+        "right_context": int(right_context),
+        "window": window,
+        "fps": float(fps),
+        "adjacency": [[float(v) for v in row] for row in adjacency],
+        "input_mean": [float(v) for v in input_mean],
+        "input_std": [float(v) for v in input_std],
+        "config": config.to_dict(),
+        "source": dict(source or {}),
+    }
+
+
+def check_metadata(meta: dict[str, Any], where: str) -> dict[str, Any]:
+    """Return `meta` if it has every required key in a format this version reads, else raise."""
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{where}: model metadata lacks {', '.join(missing)} (not exported by spot-export?)")
+    if meta["format"] != METADATA_FORMAT:
+        raise ValueError(f"{where}: model metadata format {meta['format']}, this mespot reads {METADATA_FORMAT}")
+    return meta
+
+
+def metadata_config(meta: dict[str, Any]) -> Config:
+    """The Config a model was exported with (decoding parameters, fps, window)."""
+    return config_from_dict(meta["config"])
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """`model.onnx` -> `model.onnx.json` (the suffix is kept so model.onnx and model.engine never clash)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".json")
+
+
+def write_sidecar(model_path: str | Path, meta: dict[str, Any]) -> Path:
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(meta, indent=1) + "\n")
+    return path
+
+
+def read_sidecar(model_path: str | Path) -> dict[str, Any]:
+    path = sidecar_path(model_path)
+    if not path.exists():
+        raise FileNotFoundError(f"{model_path}: metadata sidecar {path} not found")
+    return check_metadata(json.loads(path.read_text()), str(path))
