@@ -130,3 +130,28 @@ def test_ground_truth_scored_against_itself(shared_path):
     r = evaluate(ann.rows, as_preds, "megc")
     assert (r["micro"]["tp"], r["micro"]["m"]) == (57, 57)
     assert (r["macro"]["tp"], r["macro"]["m"]) == (300 - 44, 300)   # end 0 rows never match
+
+
+def _best_assignment(gts, preds):
+    """Exhaustive one-to-one assignment for small cases: the most pairs with inclusive IoU >= 0.5."""
+    from itertools import permutations
+
+    from mespot.eval.proposals import iou
+    slots = list(range(len(preds))) + [None] * len(gts)
+    best = 0
+    for choice in permutations(slots, len(gts)):
+        hits = sum(j is not None and iou((g.start, g.end), (preds[j].start, preds[j].end), "megc") >= 0.5
+                   for g, j in zip(gts, choice))
+        best = max(best, hits)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_megc_matching_is_maximal_on_random_cases(seed):
+    rng = random.Random(seed)
+    def span():
+        s = rng.randrange(0, 30)
+        return s, s + rng.randrange(2, 12)
+    gts = [gt(*span()) for _ in range(rng.randrange(1, 5))]
+    preds = [pred(*span()) for _ in range(rng.randrange(1, 5))]
+    assert tp(gts, preds, "megc") == _best_assignment(gts, preds)

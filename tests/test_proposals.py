@@ -153,3 +153,32 @@ def test_reference_segments_clip_the_search_and_shift_by_one():
     assert (ref.onset, ref.apex, ref.offset) == (257, 260, 266)   # index + 1
     [ours] = decode_offline(p, cfg)
     assert (ours.onset, ours.apex, ours.offset) == (254, 259, 265)
+
+
+def _brute_force(p, kind, dec, lo, hi):
+    """An independent reading of SPEC 6 steps 1-5 with numpy, for random tables."""
+    cs, ce, _, ca = kind_columns(kind)
+    out = []
+    for a in range(lo, hi):
+        if not p[a, ca] > dec.apex_threshold:
+            continue
+        starts = np.array([max(a - d, lo) for d in range(dec.start_range[0], dec.start_range[1] + 1)])
+        ends = np.array([min(a + d, hi - 1) for d in range(dec.end_range[0], dec.end_range[1] + 1)])
+        s = starts[np.argmax(p[starts, cs])]          # np.argmax: first maximum = nearest the apex
+        e = ends[np.argmax(p[ends, ce])]
+        if p[s, cs] > p[s, ce] and p[e, cs] < p[e, ce] and dec.min_len <= e - s <= dec.max_len:
+            out.append((int(s), a, int(e), float(p[s, cs]) * float(p[e, ce]) * float(p[a, ca])))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_propose_matches_an_independent_reading_on_random_tables(seed):
+    rng = np.random.default_rng(seed)
+    p = rng.random((300, 8)).astype(np.float32)
+    p = np.round(p * 8) / 8                              # coarse values: many ties
+    macro = Config().macro
+    for kind, dec in (("micro", MICRO), ("macro", macro)):
+        for lo, hi in ((0, 300), (37, 211)):
+            got = [(i.onset, i.apex, i.offset, i.score) for i in propose(p, kind, dec, lo, hi)]
+            assert got == _brute_force(p, kind, dec, lo, hi)
+            assert len(got) > 3
