@@ -46,6 +46,10 @@ class Prediction:
     score: float
     kind: str
 
+    def __post_init__(self) -> None:
+        if self.kind not in TYPE_OF_KIND:
+            raise ValueError(f"Prediction.kind must be micro or macro, got {self.kind!r}")
+
     @property
     def type_idx(self) -> int:
         return TYPE_OF_KIND[self.kind]
