@@ -1,0 +1,196 @@
+"""Faces to animate: real photos or video frames, framed alike, with their face-mesh points.
+
+An identity spec is a comma-separated list of
+  astronaut      skimage.data.astronaut() (public domain), the default
+  IMAGE          any image file; an image with several faces gives one identity per face
+  FOLDER         every image (and video) file inside it, in natural sort order
+  VIDEO          a video file: the first sampled frame in which a face is found
+Every face is cropped with margin and rescaled so that it is `face_frac` of the output width, then
+placed at a fixed spot of an output-sized frame; its 468 MediaPipe mesh points are found once, in
+static-image mode, and carried through the same transform. Names are stable: the file stem
+(lower-case), with `_0`, `_1`, ... (left to right) for images that hold several faces.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+MAX_FACES = 8
+VIDEO_SCAN_FRAMES = 300     # frames of a video searched for a face
+VIDEO_SCAN_STEP = 5
+
+
+class IdentityError(ValueError):
+    """An identity spec that cannot be used; the message names the file or token."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A framed face: `image` is BGR uint8 (H, W, 3); `mesh` is (468, 2) float32 image pixels."""
+
+    name: str
+    image: np.ndarray
+    mesh: np.ndarray
+    source: str
+
+    @property
+    def face_width(self) -> float:
+        """Pixels between the face-contour points at ear level (mesh 234 and 454)."""
+        return float(np.linalg.norm(self.mesh[454] - self.mesh[234]))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+def _natural_key(path: Path) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _clean_name(stem: str) -> str:
+    name = re.sub(r"[^0-9a-z]+", "_", stem.lower()).strip("_")
+    return name or "face"
+
+
+class _MeshFinder:
+    """MediaPipe face mesh in static-image mode; returns every face's (468, 2) pixel points."""
+
+    def __init__(self) -> None:
+        import mediapipe as mp   # imported here: only identity building needs it
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=False,
+            min_detection_confidence=0.5)
+
+    def faces(self, bgr: np.ndarray) -> list[np.ndarray]:
+        h, w = bgr.shape[:2]
+        result = self._mesh.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        found = []
+        for face in result.multi_face_landmarks or []:
+            pts = np.array([[p.x * w, p.y * h] for p in face.landmark[:468]], dtype=np.float32)
+            found.append(pts)
+        # Stable order: left to right by face centre, so `photo_1` names the same face every run.
+        return sorted(found, key=lambda p: (float(p[:, 0].mean()), float(p[:, 1].mean())))
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+def frame_face(bgr: np.ndarray, mesh: np.ndarray, size: tuple[int, int], face_frac: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and shift an image so the face is `face_frac` of the output width, centred a little above
+    the middle; returns the output image (replicated borders where the source ends) and the mesh."""
+    out_w, out_h = size
+    face_w = float(np.linalg.norm(mesh[454] - mesh[234]))
+    if face_w < 8:
+        raise IdentityError(f"face too small to use ({face_w:.1f} px wide)")
+    scale = face_frac * out_w / face_w
+    centre = (mesh.min(axis=0) + mesh.max(axis=0)) / 2
+    target = np.array([out_w / 2, out_h * 0.46])
+    m = np.array([[scale, 0, target[0] - scale * centre[0]],
+                  [0, scale, target[1] - scale * centre[1]]], dtype=np.float64)
+    interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+    image = cv2.warpAffine(bgr, m, (out_w, out_h), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    framed = (mesh.astype(np.float64) * scale + m[:, 2]).astype(np.float32)
+    return image, framed
+
+
+def _astronaut() -> np.ndarray:
+    from skimage import data   # runtime dependency (spot-live --demo uses it too)
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def _video_face_frame(path: Path, finder: _MeshFinder) -> tuple[np.ndarray, list[np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise IdentityError(f"cannot open video {path}")
+    try:
+        for index in range(VIDEO_SCAN_FRAMES):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if index % VIDEO_SCAN_STEP:
+                continue
+            faces = finder.faces(frame)
+            if faces:
+                return frame, faces
+    finally:
+        cap.release()
+    raise IdentityError(f"no face found in the first {VIDEO_SCAN_FRAMES} frames of {path}")
+
+
+def _from_source(name: str, bgr: np.ndarray, faces: list[np.ndarray], source: str,
+                 size: tuple[int, int], face_frac: float, one_face: bool) -> list[Identity]:
+    if one_face:   # videos: the largest face
+        faces = [max(faces, key=lambda p: float(np.linalg.norm(p[454] - p[234])))]
+    out = []
+    for k, mesh in enumerate(faces):
+        image, framed = frame_face(bgr, mesh, size, face_frac)
+        out.append(Identity(name if len(faces) == 1 else f"{name}_{k}", image, framed, source))
+    return out
+
+
+def list_identities(spec: str = "astronaut", size: tuple[int, int] = (640, 480),
+                    face_frac: float = 0.35) -> list[Identity]:
+    """Parse an identity spec (see the module docstring) into framed identities, in spec order."""
+    tokens = [t.strip() for t in spec.split(",") if t.strip()]
+    if not tokens:
+        raise IdentityError("empty identity list")
+    finder = _MeshFinder()
+    identities: list[Identity] = []
+    try:
+        for token in tokens:
+            identities.extend(_identities_for(token, finder, size, face_frac))
+    finally:
+        finder.close()
+    names = [i.name for i in identities]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise IdentityError(f"duplicate identity name(s) {', '.join(dupes)}; rename one of the files")
+    return identities
+
+
+def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
+                    face_frac: float) -> list[Identity]:
+    if token == "astronaut":
+        bgr = _astronaut()
+        faces = finder.faces(bgr)
+        if not faces:
+            raise IdentityError("MediaPipe found no face in skimage.data.astronaut()")
+        return _from_source("astronaut", bgr, faces, "skimage.data.astronaut", size, face_frac, True)
+    path = Path(token).expanduser()
+    if not path.exists():
+        raise IdentityError(f"identity {token!r} is neither 'astronaut' nor an existing file or folder")
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS),
+                       key=_natural_key)
+        found: list[Identity] = []
+        for p in files:
+            try:
+                found.extend(_identities_for(str(p), finder, size, face_frac))
+            except IdentityError:
+                continue   # a folder may hold pictures without faces; an explicit file may not
+        if not found:
+            raise IdentityError(f"no face found in any image or video in {path}")
+        return found
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTS:
+        frame, faces = _video_face_frame(path, finder)
+        return _from_source(_clean_name(path.stem), frame, faces, str(path), size, face_frac, True)
+    if suffix in IMAGE_EXTS:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise IdentityError(f"cannot read image {path}")
+        faces = finder.faces(bgr)
+        if not faces:
+            raise IdentityError(f"no face found in {path}")
+        return _from_source(_clean_name(path.stem), bgr, faces, str(path), size, face_frac, False)
+    raise IdentityError(f"{path}: not an image ({', '.join(sorted(IMAGE_EXTS))}) "
+                        f"or video ({', '.join(sorted(VIDEO_EXTS))})")
