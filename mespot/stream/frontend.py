@@ -1,0 +1,234 @@
+"""The per-frame front-end: image -> face landmarks -> aligned crop -> flow -> (12, 2) ROI features.
+
+`FrontEnd.process(frame)` is called once per frame, in order, by the live pipeline and by offline
+extraction alike, so a model sees live exactly what it was trained on. Feature k is the motion from
+frame k-1 to frame k (mespot.types). A frame is invalid (features zero) when it has no predecessor
+in the current track: the first frame, no face, a lost track, a jump of the face, a face whose ROI
+centres leave the image, a change of image size, an unusable image, or a hole in the frame
+indices or timestamps. Each of these restarts the flow state, so no flow is ever computed across a
+gap.
+
+Alignment (`align=`):
+- `pair` (default): the previous and the current image are both warped with the CURRENT frame's
+  similarity transform, so landmark jitter cannot appear as motion; the head's own motion between
+  the two frames stays in the flow and its translation is removed by g (SPEC 2.2).
+- `frame`: each image is warped with its own transform (head motion removed by the alignment,
+  landmark jitter added to the flow).
+
+Feature units: pixels of the aligned crop per frame (the crop is `crop_size` px with the outer eye
+corners 0.5 * crop_size apart). No normalisation here; training computes its own.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from mespot.featurefile import FeatureFile
+from mespot.stream.align import Aligner, apply_transform
+from mespot.stream.flow import FlowEstimator
+from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
+                                     mesh_indices)
+from mespot.stream.roi import RoiReducer
+from mespot.stream.tracker import Tracker, make_tracker
+from mespot.types import N_ROIS, Frame, FrameFeatures
+
+STAGES = ("landmarks", "align", "flow", "roi")
+ALIGN_MODES = ("pair", "frame")
+# Order of the mapped points the front-end reads each frame.
+_USED_IBUG = ROI_IBUG + ALIGN_IBUG + NOSE_BOX_IBUG + INNER_EYE_IBUG
+_ROI = slice(0, 12)
+_ALIGN = slice(12, 12 + len(ALIGN_IBUG))
+_NOSE = slice(_ALIGN.stop, _ALIGN.stop + 2)
+_EYES = slice(_NOSE.stop, _NOSE.stop + 2)
+
+
+@dataclass
+class _Previous:
+    index: int
+    t_source: float
+    grey: np.ndarray          # full-frame grey image (used by align='pair')
+    crop: np.ndarray          # aligned crop (used by align='frame')
+    eye_centre: np.ndarray
+    eye_distance: float
+
+
+class FrontEnd:
+    """Stateful per-frame feature extractor. Not thread-safe: one instance per stream.
+
+    fps: the rate the frames arrive at (for detecting holes in timestamps).
+    tracker: a `Tracker`, a `.task` path, or None for the MediaPipe face mesh.
+    flow: 'dis' (live) or 'tvl1' (offline comparison).
+    crop_size: side of the aligned crop in pixels; roi_radius: ROI patch half-size in crop pixels
+    (default 5 at 128 px, scaled with the crop: an 11x11 patch, as in the reference).
+    max_jump: largest eye-centre shift between frames, in eye distances, still one track.
+    """
+
+    def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None, flow: str = "dis",
+                 crop_size: int = 128, roi_radius: int | None = None, align: str = "pair",
+                 max_jump: float = 0.25, max_faces: int = 3) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if align not in ALIGN_MODES:
+            raise ValueError(f"unknown align mode {align!r}; valid: {', '.join(ALIGN_MODES)}")
+        self.fps = float(fps)
+        self.align_mode = align
+        self.max_jump = max_jump
+        self.tracker = tracker if isinstance(tracker, Tracker) else make_tracker(tracker, max_faces=max_faces)
+        self.flow = FlowEstimator(flow)
+        self.aligner = Aligner(crop_size)
+        radius = roi_radius if roi_radius is not None else max(1, round(5 * crop_size / 128))
+        self.roi = RoiReducer(self.aligner.crop_size, radius)
+        self._mesh_idx = mesh_indices(_USED_IBUG)
+        # Two buffers each, alternating, so the previous frame's grey image / crop stays intact.
+        self._grey: list[np.ndarray | None] = [None, None]
+        self._crops = [self.aligner.new_crop(), self.aligner.new_crop()]
+        self._turn = 0
+        self._shape: tuple[int, ...] | None = None
+        self._prev: _Previous | None = None
+        self.restarts = 0
+
+    def config(self) -> dict:
+        """Everything that changes the features; stored in every feature file's meta."""
+        return {"tracker": self.tracker.config(), "flow": self.flow.config(),
+                "crop_size": self.aligner.crop_size, "roi_radius": self.roi.radius,
+                "align": self.align_mode, "max_jump": self.max_jump, "fps": self.fps,
+                "units": "pixels of the aligned crop per frame"}
+
+    def reset(self) -> None:
+        """Forget the track and the flow state (a new stream or video starts)."""
+        self._prev = None
+        self._shape = None
+        self.tracker.reset()
+
+    def close(self) -> None:
+        self.tracker.close()
+
+    def _restart(self) -> None:
+        if self._prev is not None:
+            self.restarts += 1
+        self._prev = None
+
+    def _grey_of(self, image: np.ndarray) -> np.ndarray:
+        buf = self._grey[self._turn]
+        if buf is None or buf.shape != image.shape[:2]:
+            buf = np.empty(image.shape[:2], np.uint8)
+            self._grey[self._turn] = buf
+        cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=buf)
+        return buf
+
+    def _invalid(self, frame: Frame, stage_ms: dict, centres: np.ndarray | None = None) -> FrameFeatures:
+        return FrameFeatures(index=frame.index, features=np.zeros((N_ROIS, 2), np.float32), valid=False,
+                             t_source=frame.t_source, t_monotonic=frame.t_monotonic,
+                             roi_centres=centres, stage_ms=stage_ms)
+
+    def _continues(self, frame: Frame) -> bool:
+        prev = self._prev
+        return (prev is not None and frame.index == prev.index + 1
+                and 0.0 <= frame.t_source - prev.t_source <= 2.5 / self.fps)
+
+    def process(self, frame: Frame) -> FrameFeatures:
+        stage_ms = dict.fromkeys(STAGES, 0.0)
+        image = frame.image
+        if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            self._restart()
+            return self._invalid(frame, stage_ms)
+        if image.shape != self._shape:
+            if self._shape is not None:
+                self.tracker.reset()      # the tracker's normalised track means nothing at a new size
+            self._shape = image.shape
+            self._restart()
+        continues = self._continues(frame)
+
+        t0 = time.perf_counter()
+        mesh = self.tracker.track(image)
+        t1 = time.perf_counter()
+        stage_ms["landmarks"] = (t1 - t0) * 1e3
+        if mesh is None:
+            self._restart()
+            return self._invalid(frame, stage_ms)
+        pts = mesh[self._mesh_idx].astype(np.float64)
+        roi_image = pts[_ROI].astype(np.float32)
+        h, w = image.shape[:2]
+        inside = bool(((roi_image >= 0) & (roi_image < (w, h))).all())
+        eyes = pts[_ALIGN][:4]
+        eye_centre = eyes.mean(axis=0)
+        eye_distance = float(np.linalg.norm(eyes[3] - eyes[0]))
+        if continues:
+            prev = self._prev
+            shift = float(np.linalg.norm(eye_centre - prev.eye_centre))
+            scale = eye_distance / max(prev.eye_distance, 1e-6)
+            if shift > self.max_jump * prev.eye_distance or not 0.8 < scale < 1.25:
+                continues = False        # a jump: another face, or a tracking glitch
+        if not inside or eye_distance < 8.0:
+            self._restart()
+            stage_ms["align"] = (time.perf_counter() - t1) * 1e3
+            return self._invalid(frame, stage_ms, roi_image)
+
+        matrix = self.aligner.transform(pts[_ALIGN])
+        grey = self._grey_of(image)
+        crop = self.aligner.warp(grey, matrix, self._crops[self._turn])
+        prev_crop = None
+        if continues:
+            prev_crop = (self._prev.crop if self.align_mode == "frame"
+                         else self.aligner.warp(self._prev.grey, matrix, self._crops[self._turn ^ 1]))
+        self._turn ^= 1
+        crop_pts = apply_transform(matrix, pts)
+        t2 = time.perf_counter()
+        stage_ms["align"] = (t2 - t1) * 1e3
+
+        self._prev = _Previous(frame.index, frame.t_source, grey, crop, eye_centre, eye_distance)
+        if prev_crop is None:
+            return self._invalid(frame, stage_ms, roi_image)
+        flow = self.flow(prev_crop, crop)
+        t3 = time.perf_counter()
+        stage_ms["flow"] = (t3 - t2) * 1e3
+        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES])
+        features = self.roi.features(flow, crop_pts[_ROI], g)
+        stage_ms["roi"] = (time.perf_counter() - t3) * 1e3
+        return FrameFeatures(index=frame.index, features=features, valid=True, t_source=frame.t_source,
+                             t_monotonic=frame.t_monotonic, roi_centres=roi_image, stage_ms=stage_ms)
+
+
+def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int, int | None], None] | None = None,
+                     source_opts: dict | None = None, **frontend_opts) -> FeatureFile:
+    """Run a whole source through a fresh FrontEnd at `fps` and return its FeatureFile.
+
+    Files lose nothing (the capture thread applies back-pressure). Rows are indexed by frame index
+    at `fps`; an index with no frame (a hole in the source) is an invalid row.
+    `progress(done, total)` is called after each frame (total None when unknown).
+    """
+    from mespot.stream.capture import CaptureThread
+    from mespot.stream.sources import open_source
+
+    source = open_source(source_spec, target_fps=fps, **(source_opts or {}))
+    total = int(round(source.duration_s * fps)) if source.duration_s else None
+    frontend = FrontEnd(fps, **frontend_opts)
+    rows: list[FrameFeatures] = []
+    try:
+        with CaptureThread(source, policy="block") as capture:
+            for frame in capture:
+                rows.append(frontend.process(frame))
+                if progress is not None:
+                    progress(len(rows), total)
+    finally:
+        frontend.close()
+    n = rows[-1].index + 1 if rows else 0
+    features = np.zeros((n, N_ROIS, 2), np.float32)
+    valid = np.zeros(n, bool)
+    timestamps = np.full(n, np.nan)
+    centres = np.full((n, N_ROIS, 2), np.nan, np.float32)
+    for r in rows:
+        features[r.index] = r.features
+        valid[r.index] = r.valid
+        timestamps[r.index] = r.t_source
+        if r.valid:
+            centres[r.index] = r.roi_centres
+    holes = np.isnan(timestamps)
+    timestamps[holes] = np.flatnonzero(holes) / fps
+    meta = {"fps": float(fps), "source": str(source_spec), "extractor": frontend.config(),
+            "source_stats": source.stats, "source_fps": source.fps}
+    return FeatureFile(features=features, valid=valid, timestamps=timestamps, roi_centres=centres, meta=meta)

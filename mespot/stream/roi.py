@@ -1,0 +1,93 @@
+"""ROI features from one flow field: SPEC 2.2 (head-motion vector g) and 2.3 (per-ROI MDMO vector).
+
+Main-direction mean ("MDMO"): the vectors of a region are binned into 4 direction sectors (image
+axes, +y down, angle in [0, 360)); the most populated sector wins (ties: first in the order down,
+left, up, right); its largest-magnitude `keep` fraction of vectors gives the summary
+sum(v) / (|sum(v)| + 1e-6) * mean(|v|): direction of the sum, magnitude of the mean.
+
+- g: vectors inside the box spanned by iBUG 29 and 30, grown by int(0.35 * h) on every side with
+  h = half the inner-eye-corner distance; symmetric 90-degree sectors; keep 88 %.
+- ROI k: a square patch of (2r+1)^2 vectors centred on its landmark, g subtracted from each vector;
+  asymmetric sectors (down and up 120 degrees wide, left and right 60); keep 60 %.
+Patches are clipped at the crop border (never an empty or wrapped slice). Units: those of the flow
+(pixels of the aligned crop per frame). No normalisation here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mespot.types import N_ROIS
+
+# Sector numbering: 0 down, 1 left, 2 up, 3 right (the reference's order, used for tie-breaking).
+# np.digitize(angle, edges) -> bin; the lookup turns bins into sector numbers (right wraps round 0).
+_SYMMETRIC_EDGES = np.array([45.0, 135.0, 225.0, 315.0])
+_ASYMMETRIC_EDGES = np.array([30.0, 150.0, 210.0, 330.0])
+_BIN_TO_SECTOR = np.array([3, 0, 1, 2, 3])
+HEAD_KEEP = 0.88
+ROI_KEEP = 0.6
+
+
+def main_direction_mean(vectors: np.ndarray, edges: np.ndarray, keep: float) -> np.ndarray:
+    """(K, P, 2) vectors -> (K, 2) MDMO summaries, one per region (float64)."""
+    k_regions, n_vec = vectors.shape[:2]
+    dx, dy = vectors[..., 0], vectors[..., 1]
+    angle = np.degrees(np.arctan2(dy, dx)) % 360.0
+    sector = _BIN_TO_SECTOR[np.digitize(angle, edges)]
+    counts = np.stack([(sector == s).sum(axis=1) for s in range(4)], axis=1)
+    winner = counts.argmax(axis=1)                     # first maximum on ties
+    n_keep = (keep * counts[np.arange(k_regions), winner]).astype(int)
+    magnitude = np.hypot(dx, dy)
+    ranked = np.where(sector == winner[:, None], magnitude, -1.0)
+    order = np.argsort(-ranked, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n_vec)[None, :].repeat(k_regions, 0), axis=1)
+    chosen = rank < n_keep[:, None]
+    total = (vectors * chosen[..., None]).sum(axis=1)
+    mean_mag = (magnitude * chosen).sum(axis=1) / np.maximum(n_keep, 1)
+    norm = np.linalg.norm(total, axis=1)
+    return total / (norm + 1e-6)[:, None] * mean_mag[:, None]
+
+
+class RoiReducer:
+    """Reduces a (S, S, 2) flow field to the (12, 2) feature of one frame.
+
+    Patch offsets are precomputed once; `radius` is in crop pixels (it scales with the crop, which
+    has a fixed face size, so the patch is a fixed fraction of the face).
+    """
+
+    def __init__(self, crop_size: int, radius: int) -> None:
+        if radius < 1:
+            raise ValueError(f"ROI radius must be >= 1 px, got {radius}")
+        self.crop_size = crop_size
+        self.radius = radius
+        r = np.arange(-radius, radius + 1)
+        oy, ox = np.meshgrid(r, r, indexing="ij")
+        self._off_y = oy.ravel()
+        self._off_x = ox.ravel()
+
+    def head_motion(self, flow: np.ndarray, nose_pts: np.ndarray, inner_eyes: np.ndarray) -> np.ndarray:
+        """SPEC 2.2 g from the crop positions of iBUG 29, 30 (nose_pts) and 39, 42 (inner_eyes)."""
+        h = (inner_eyes[1, 0] - inner_eyes[0, 0]) / 2.0
+        margin = int(0.35 * h)
+        s = self.crop_size - 1
+        x0 = int(np.clip(np.floor(nose_pts[:, 0].min()) - margin, 0, s))
+        x1 = int(np.clip(np.ceil(nose_pts[:, 0].max()) + margin, 0, s))
+        y0 = int(np.clip(np.floor(nose_pts[:, 1].min()) - margin, 0, s))
+        y1 = int(np.clip(np.ceil(nose_pts[:, 1].max()) + margin, 0, s))
+        box = flow[y0:y1 + 1, x0:x1 + 1].reshape(1, -1, 2)
+        return main_direction_mean(box, _SYMMETRIC_EDGES, HEAD_KEEP)[0]
+
+    def patches(self, flow: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """(12, P, 2) flow vectors of the ROI patches around `centres` (crop pixels)."""
+        c = np.rint(centres).astype(np.intp)
+        s = self.crop_size - 1
+        ys = np.clip(c[:, 1:2] + self._off_y, 0, s)
+        xs = np.clip(c[:, 0:1] + self._off_x, 0, s)
+        return flow[ys, xs]
+
+    def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3)."""
+        if centres.shape != (N_ROIS, 2):
+            raise ValueError(f"ROI centres must be ({N_ROIS}, 2), got {centres.shape}")
+        vec = self.patches(flow, centres).astype(np.float64) - g
+        return main_direction_mean(vec, _ASYMMETRIC_EDGES, ROI_KEEP).astype(np.float32)

@@ -1,0 +1,330 @@
+"""Frame sources behind one small interface: camera, network stream, video file, image folder.
+
+`open_source(spec)` picks the kind from the spec (a camera index, an rtsp/rtmp/http(s) URL, a video
+file, or a folder of images in natural order) and returns a `Source`: an iterable and context
+manager of `mespot.types.Frame` with `.fps` (nominal), `.is_live`, `.duration_s` (None when
+unknown or endless), `.stats` and `.close()`.
+
+Timestamps: `t_source` is the frame's position in seconds from the source's first frame (the
+container's presentation time for files, `index / fps` for image folders, capture time for live
+sources, continuing across reconnects so that an outage shows as a hole). With `target_fps` the
+frames are resampled to that rate by these timestamps (see `mespot.stream.resample`) and `index`
+counts ticks at the target rate.
+
+Robustness: an empty or undecodable frame is skipped and counted in `stats["errors"]`; a live
+source that stops delivering reconnects with exponential back-off (`stats["reconnects"]`); a
+source that cannot be opened at all raises `SourceError` with one line a CLI can print.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from mespot.stream.resample import TimestampResampler
+from mespot.types import Frame
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened; the message is one line meant for the user."""
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders `img_2` before `img_10` (digit runs compare as numbers)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _usable(image: np.ndarray | None) -> bool:
+    return image is not None and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
+
+
+class Source(ABC):
+    """Base of every source. Subclasses yield raw frames from `_frames()`; resampling and the
+    stats that belong to it are handled here, so every kind behaves the same."""
+
+    fps: float = 0.0
+    is_live: bool = False
+    duration_s: float | None = None
+
+    def __init__(self, *, target_fps: float | None = None) -> None:
+        self._closed = threading.Event()
+        self._resampler = TimestampResampler(target_fps) if target_fps else None
+        self._stats = {"frames_read": 0, "frames_out": 0, "dropped": 0, "repeated": 0,
+                       "reconnects": 0, "errors": 0}
+
+    @property
+    def target_fps(self) -> float | None:
+        return self._resampler.target_fps if self._resampler else None
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """frames_read (from the device/file), frames_out (after resampling), dropped (read but not
+        used at the target rate), repeated (ticks that reuse a frame), reconnects, errors."""
+        s = dict(self._stats)
+        if self._resampler is not None:
+            s["dropped"] = self._resampler.dropped
+            s["repeated"] = self._resampler.repeated
+        return s
+
+    @abstractmethod
+    def _frames(self) -> Iterator[Frame]:
+        """Raw frames in source order, `index` = position in the source."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            for frame in self._frames():
+                if self._closed.is_set():
+                    break
+                self._stats["frames_read"] += 1
+                out = self._resampler.push(frame) if self._resampler else [frame]
+                for f in out:
+                    self._stats["frames_out"] += 1
+                    yield f
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        """Ask the source to stop; safe from another thread and more than once."""
+        self._closed.set()
+
+    def _release(self) -> None:
+        """Free the device or file; called once iteration ends (subclasses override)."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+        self._release()
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class VideoFileSource(Source):
+    """A video file, decoded in order; timestamps from the container (variable-rate safe).
+
+    `realtime=True` paces delivery at the file's own timestamps, so a file can stand in for a camera.
+    """
+
+    def __init__(self, path: str | Path, *, realtime: bool = False, target_fps: float | None = None) -> None:
+        super().__init__(target_fps=target_fps)
+        self.path = Path(path)
+        self.realtime = realtime
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            raise SourceError(f"cannot open video file {str(self.path)!r} (not a video OpenCV can decode)")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.frame_count = int(count) if count and count > 0 else None
+        self.duration_s = self.frame_count / self.fps if self.frame_count else None
+
+    def _frames(self) -> Iterator[Frame]:
+        cap = self._cap
+        t0_file: float | None = None
+        t_prev = -np.inf
+        t0_mono = time.monotonic()
+        position = 0
+        failures = 0
+        while not self._closed.is_set():
+            ok = cap.grab()
+            if not ok:
+                # A failed grab before the stated end may be one damaged packet: try a few more.
+                # They count as errors only if decoding resumes (frame counts are often estimates).
+                if self.frame_count is not None and position < self.frame_count and failures < 5:
+                    failures += 1
+                    position += 1
+                    continue
+                return
+            self._stats["errors"] += failures
+            failures = 0
+            ok, image = cap.retrieve()
+            pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+            t_file = pos_ms / 1000.0 if pos_ms is not None else np.nan
+            if not np.isfinite(t_file) or t_file <= t_prev:
+                t_file = (t_prev + 1.0 / self.fps) if np.isfinite(t_prev) else 0.0
+            t_prev = t_file
+            if t0_file is None:
+                t0_file = t_file
+            t_source = t_file - t0_file
+            index = position
+            position += 1
+            if not ok or not _usable(image):
+                self._stats["errors"] += 1
+                continue
+            if self.realtime:
+                delay = t0_mono + t_source - time.monotonic()
+                if delay > 0 and self._closed.wait(delay):
+                    return
+            yield Frame(index=index, image=image, t_monotonic=time.monotonic(), t_wall=time.time(),
+                        t_source=t_source)
+
+    def _release(self) -> None:
+        self._cap.release()
+
+    def describe(self) -> str:
+        return f"video file {self.path} ({self.fps:.2f} fps)"
+
+
+class ImageFolderSource(Source):
+    """A folder of still images in natural order (`img_2` before `img_10`) at a stated `fps`
+    (folders carry no timestamps). Unreadable files are skipped and counted as errors; their
+    position is kept, so the hole is visible in `index` and `t_source`."""
+
+    def __init__(self, path: str | Path, *, fps: float = 30.0, realtime: bool = False,
+                 target_fps: float | None = None) -> None:
+        super().__init__(target_fps=target_fps)
+        self.path = Path(path)
+        if fps <= 0:
+            raise SourceError(f"image folder fps must be positive, got {fps}")
+        self.files = sorted((p for p in self.path.iterdir()
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                            key=lambda p: natural_key(p.name))
+        if not self.files:
+            raise SourceError(f"folder {str(self.path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        self.fps = float(fps)
+        self.realtime = realtime
+        self.duration_s = len(self.files) / self.fps
+
+    def _frames(self) -> Iterator[Frame]:
+        t0_mono = time.monotonic()
+        for index, file in enumerate(self.files):
+            if self._closed.is_set():
+                return
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if not _usable(image):
+                self._stats["errors"] += 1
+                continue
+            t_source = index / self.fps
+            if self.realtime:
+                delay = t0_mono + t_source - time.monotonic()
+                if delay > 0 and self._closed.wait(delay):
+                    return
+            yield Frame(index=index, image=image, t_monotonic=time.monotonic(), t_wall=time.time(),
+                        t_source=t_source)
+
+    def describe(self) -> str:
+        return f"image folder {self.path} ({len(self.files)} images at {self.fps:g} fps)"
+
+
+class LiveSource(Source):
+    """A camera (int index) or a network stream (URL). Never ends on its own while it can
+    reconnect: when reads fail it reopens with exponential back-off (`backoff_s` doubling up to
+    `max_backoff_s`), and gives up only after `reconnect_timeout_s` without a frame (None: never).
+    `t_source` is seconds since the first frame, measured on the monotonic clock."""
+
+    is_live = True
+
+    def __init__(self, spec: int | str, *, target_fps: float | None = None,
+                 open_timeout_s: float = 5.0, read_timeout_s: float = 5.0, backoff_s: float = 0.25,
+                 max_backoff_s: float = 4.0, reconnect_timeout_s: float | None = None,
+                 width: int | None = None, height: int | None = None, camera_fps: float | None = None) -> None:
+        super().__init__(target_fps=target_fps)
+        self.spec = spec
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self._request = (width, height, camera_fps)
+        self._cap = self._open()
+        if self._cap is None:
+            what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
+            raise SourceError(f"cannot open {what} (nothing answered within {open_timeout_s:g} s)")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 30.0
+
+    def _open(self) -> cv2.VideoCapture | None:
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
+        if isinstance(self.spec, int):
+            cap = cv2.VideoCapture(self.spec)
+            width, height, fps = self._request
+            for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                                (cv2.CAP_PROP_FPS, fps)):
+                if value:
+                    cap.set(prop, value)
+        else:
+            cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, timeouts)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        return cap
+
+    def _reconnect(self) -> bool:
+        """Reopen with back-off until it works, the source is closed, or the time is up."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        started = time.monotonic()
+        wait = self.backoff_s
+        while not self._closed.is_set():
+            if self.reconnect_timeout_s is not None and time.monotonic() - started > self.reconnect_timeout_s:
+                return False
+            if self._closed.wait(wait):
+                return False
+            wait = min(wait * 2.0, self.max_backoff_s)
+            cap = self._open()
+            if cap is not None:
+                self._cap = cap
+                self._stats["reconnects"] += 1
+                return True
+        return False
+
+    def _frames(self) -> Iterator[Frame]:
+        t0_mono: float | None = None
+        index = 0
+        while not self._closed.is_set():
+            ok, image = self._cap.read() if self._cap is not None else (False, None)
+            if not ok:
+                if not self._reconnect():
+                    return
+                continue
+            now = time.monotonic()
+            if not _usable(image):
+                self._stats["errors"] += 1
+                continue
+            if t0_mono is None:
+                t0_mono = now
+            yield Frame(index=index, image=image, t_monotonic=now, t_wall=time.time(),
+                        t_source=now - t0_mono)
+            index += 1
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+    def describe(self) -> str:
+        return f"camera {self.spec}" if isinstance(self.spec, int) else f"stream {self.spec}"
+
+
+def open_source(spec: str | int, *, realtime: bool = False, target_fps: float | None = None,
+                **opts) -> Source:
+    """Open a camera index (int or digit string), a URL, a video file or an image folder.
+
+    `opts` go to the chosen kind (e.g. `fps=` for an image folder, `reconnect_timeout_s=` for a
+    live source); an option the kind does not take is a TypeError. Raises SourceError when the
+    source cannot be opened.
+    """
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return LiveSource(int(spec), target_fps=target_fps, **opts)
+    text = str(spec)
+    if text.lower().startswith(URL_SCHEMES):
+        return LiveSource(text, target_fps=target_fps, **opts)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return ImageFolderSource(path, realtime=realtime, target_fps=target_fps, **opts)
+    if path.is_file():
+        return VideoFileSource(path, realtime=realtime, target_fps=target_fps, **opts)
+    raise SourceError(f"cannot open source {text!r}: not a camera index, URL, video file or image folder")
