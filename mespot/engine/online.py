@@ -9,17 +9,34 @@ its last r indices are emitted with the zero right padding an offline pass over 
 the next valid feature starts a new run exactly as a new video. Cost: one model call per pushed
 valid feature (plus one per run end), so the smallest exact window, 2r+1 = 11, is the cheapest.
 
+Several streams can share one runtime and one model call per step: `push_batch` stacks the
+windows of all engines (same length at steady state) into one (B, T, 12, 2) batch. A single
+engine's push() goes through the same code with B = 1.
+
 numpy only: the live path imports this without torch.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence
+
 import numpy as np
 
 from mespot.engine.probs import PROB_COLUMNS, logits_to_probs
-from mespot.featurefile import valid_runs
 from mespot.engine.runtime.base import N_ROIS, Runtime
+from mespot.featurefile import valid_runs
 
 Emitted = list[tuple[int, np.ndarray]]   # (feature index, (8,) float32 row in PROB_COLUMNS order)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One model call's worth of work: run `window`, emit rows stop-n_rows..stop-1 as first_index..."""
+
+    window: np.ndarray          # (T, 12, 2); a view of the ring, valid until the engine's next append
+    stop: int
+    n_rows: int
+    first_index: int
 
 
 class OnlineEngine:
@@ -41,7 +58,7 @@ class OnlineEngine:
         self._count = 0            # features of the current run pushed so far
         self._last_valid = None    # index of the newest valid feature of the current run
         self._last_seen = None     # newest index pushed, valid or not
-        self.model_calls = 0
+        self.model_calls = 0       # windows evaluated (a batched call counts once per engine)
 
     @property
     def pending(self) -> int:
@@ -50,27 +67,37 @@ class OnlineEngine:
 
     def push(self, index: int, features: np.ndarray, valid: bool) -> Emitted:
         """Add feature `index`; return the (index, probs) rows that became final, oldest first."""
-        index = int(index)
-        if self._last_seen is not None and index <= self._last_seen:
-            raise ValueError(f"feature index {index} not after the previous one {self._last_seen}")
-        emitted: Emitted = []
-        if self._count and (not valid or index != self._last_valid + 1):
-            emitted = self.flush()
-        self._last_seen = index
-        if not valid:
-            return emitted
-        self._append(np.asarray(features, dtype=np.float32))
-        self._last_valid = index
-        if self._count > self.delay:
-            emitted += self._emit(1)
-        return emitted
+        return _run(self.runtime, [self._stage_push(index, features, valid)])[0]
 
     def flush(self) -> Emitted:
         """End the current run: emit its pending indices with offline end padding, then restart."""
-        emitted = self._emit(self.pending, at_end=True) if self._count else []
+        return _run(self.runtime, [self._stage_flush()])[0]
+
+    def _stage_push(self, index: int, features: np.ndarray, valid: bool) -> list[_Step]:
+        index = int(index)
+        if self._last_seen is not None and index <= self._last_seen:
+            raise ValueError(f"feature index {index} not after the previous one {self._last_seen}")
+        steps = []
+        if self._count and (not valid or index != self._last_valid + 1):
+            steps = self._stage_flush()
+        self._last_seen = index
+        if not valid:
+            return steps
+        self._append(np.asarray(features, dtype=np.float32))
+        self._last_valid = index
+        if self._count > self.delay:
+            steps.append(self._step(n_rows=1, lag=self.delay))
+        return steps
+
+    def _stage_flush(self) -> list[_Step]:
+        steps = []
+        if self._count:
+            step = self._step(n_rows=self.pending, lag=0)
+            # the ring is reused by the next run, so the end-of-run window must be copied
+            steps.append(_Step(step.window.copy(), step.stop, step.n_rows, step.first_index))
         self._count = 0
         self._last_valid = None
-        return emitted
+        return steps
 
     def _append(self, features: np.ndarray) -> None:
         if features.shape != (N_ROIS, 2):
@@ -87,19 +114,44 @@ class OnlineEngine:
         head = self._count % self.window
         return self._ring[head:head + self.window]
 
-    def _emit(self, n_rows: int, *, at_end: bool = False) -> Emitted:
-        """One model call; emit `n_rows` indices ending `delay` before the newest, or at the newest
-        when the run ends (then the model's own zero padding stands for the missing future)."""
-        if n_rows == 0:
-            return []
+    def _step(self, n_rows: int, lag: int) -> _Step:
+        """Emit `n_rows` indices ending `lag` before the newest: lag = delay while streaming, 0 at
+        the end of a run (the model's own zero padding then stands for the missing future)."""
         x = self._latest()
-        logits = self.runtime.infer(x)
         self.model_calls += 1
-        lag = 0 if at_end else self.delay
-        stop = len(x) - lag
-        probs = logits_to_probs(logits[:, stop - n_rows:stop])
-        first_index = self._last_valid - lag - n_rows + 1
-        return [(first_index + k, probs[k]) for k in range(n_rows)]
+        return _Step(x, len(x) - lag, n_rows, self._last_valid - lag - n_rows + 1)
+
+
+def push_batch(engines: Sequence[OnlineEngine], items: Sequence[tuple[int, np.ndarray, bool]]) -> list[Emitted]:
+    """push() for several streams at once (item k goes to engine k), one model call per window length.
+
+    All engines must share one runtime; results equal separate push() calls exactly.
+    """
+    if len(engines) != len(items):
+        raise ValueError(f"{len(engines)} engines but {len(items)} items")
+    if len({id(e.runtime) for e in engines}) > 1:
+        raise ValueError("push_batch needs engines that share one runtime")
+    if not engines:
+        return []
+    return _run(engines[0].runtime, [e._stage_push(*item) for e, item in zip(engines, items)])
+
+
+def _run(runtime: Runtime, staged: list[list[_Step]]) -> list[Emitted]:
+    """Evaluate every staged step, windows of equal length batched together; results per stream."""
+    by_length: dict[int, list[tuple[int, int]]] = {}
+    for s, steps in enumerate(staged):
+        for k, step in enumerate(steps):
+            by_length.setdefault(len(step.window), []).append((s, k))
+    rows: dict[tuple[int, int], Emitted] = {}
+    for keys in by_length.values():
+        windows = [staged[s][k].window for s, k in keys]
+        batch = windows[0][None] if len(windows) == 1 else np.stack(windows)
+        logits = runtime.infer(batch)
+        for (s, k), stream_logits in zip(keys, logits):
+            step = staged[s][k]
+            probs = logits_to_probs(stream_logits[:, step.stop - step.n_rows:step.stop])
+            rows[s, k] = [(step.first_index + r, probs[r]) for r in range(step.n_rows)]
+    return [[row for k in range(len(steps)) for row in rows[s, k]] for s, steps in enumerate(staged)]
 
 
 def offline_probs(runtime: Runtime, features: np.ndarray, valid: np.ndarray) -> np.ndarray:
