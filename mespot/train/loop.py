@@ -43,6 +43,13 @@ def parameter_groups(model: AUWGCN, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_model(train: TrainConfig, *, adjacency: np.ndarray, input_mean: tuple[float, float],
+               input_std: tuple[float, float]) -> AUWGCN:
+    """The freshly initialised model `train_model` starts from (seeded by train.seed)."""
+    torch.manual_seed(train.seed)
+    return AUWGCN(adjacency=adjacency, input_mean=input_mean, input_std=input_std)
+
+
 def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray,
                 input_mean: tuple[float, float], input_std: tuple[float, float],
                 macro_weight: float | None = None, epochs: int | None = None,
@@ -57,9 +64,8 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
                          "(or set train.use_neutral_segments)")
     epochs = train.epochs if epochs is None else int(epochs)
     macro_weight = train.macro_weight if macro_weight is None else macro_weight
-    torch.manual_seed(train.seed)
+    model = make_model(train, adjacency=adjacency, input_mean=input_mean, input_std=input_std)
     rng = np.random.default_rng(train.seed)
-    model = AUWGCN(adjacency=adjacency, input_mean=input_mean, input_std=input_std)
     optimiser = torch.optim.AdamW(parameter_groups(model, train.weight_decay), lr=train.lr,
                                   betas=(0.9, 0.999), eps=1e-8)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=train.lr_gamma)
