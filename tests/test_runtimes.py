@@ -127,3 +127,13 @@ def test_tensorrt_matches_onnx(tmp_path):
     assert len(list(tmp_path.glob("*.engine"))) == 1
     with pytest.raises(ValueError, match="outside the engine profile"):
         trt_runtime.infer(np.zeros((600, 12, 2), np.float32))
+
+
+def test_onnx_cuda_request_without_provider_is_clear():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has a CUDA provider")
+    _, _, onnx_path = model_files()
+    with pytest.raises(RuntimeUnavailable, match="no CUDA provider"):
+        open_runtime(onnx_path, "onnx", "cuda")
