@@ -198,7 +198,8 @@ def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int,
     """Run a whole source through a fresh FrontEnd at `fps` and return its FeatureFile.
 
     Files lose nothing (the capture thread applies back-pressure). Rows are indexed by frame index
-    at `fps`; an index with no frame (a hole in the source) is an invalid row.
+    at `fps`; an index with no frame (a hole in the source) is an invalid row. A live source runs
+    until Ctrl-C and returns what it has.
     `progress(done, total)` is called after each frame (total None when unknown).
     """
     from mespot.stream.capture import CaptureThread
@@ -214,6 +215,9 @@ def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int,
                 rows.append(frontend.process(frame))
                 if progress is not None:
                     progress(len(rows), total)
+    except KeyboardInterrupt:
+        if not source.is_live:
+            raise                      # a file is extracted whole or not at all
     finally:
         frontend.close()
     n = rows[-1].index + 1 if rows else 0

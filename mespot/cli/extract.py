@@ -1,0 +1,200 @@
+"""spot-extract: per-frame ROI flow features of a video, image folder or stream, as feature files.
+
+  spot-extract clip.mp4 -o clip.npz                  one source (file, image folder, camera, URL)
+  spot-extract DATASET_DIR -o FEATURE_DIR            every video file and image folder under
+                                                     DATASET_DIR, one FEATURE_DIR/<name>.npz each
+
+The output is the mespot feature-file format (features (T,12,2) float32, valid, timestamps,
+roi_centres, meta with fps and the extractor config) that spot-train reads. Frames are resampled
+to --fps by their timestamps. Dataset runs are parallel across videos and resumable: an existing
+output is skipped unless --overwrite (files are written atomically, so an interrupted run leaves no
+half file). A live source (camera, URL) runs until Ctrl-C, then writes what it has.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+PROG = "spot-extract"
+
+
+class InputError(Exception):
+    """Bad user input: one line on stderr, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    doc = __doc__.splitlines()
+    parser = argparse.ArgumentParser(prog=PROG, description=doc[0], epilog="\n".join(doc[2:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="video file, image folder, camera index, URL, or a dataset folder")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="OUT.npz for one source; a folder for a dataset")
+    parser.add_argument("--fps", type=float, help="feature rate (default: the config's fps, 30 for live)")
+    parser.add_argument("--config", default="live", metavar="NAME",
+                        help="config name or YAML path whose fps is used when --fps is not given (default: live)")
+    parser.add_argument("--image-fps", type=float, default=30.0,
+                        help="frame rate of image folders, which carry no timestamps (default: 30)")
+    parser.add_argument("--flow", choices=("dis", "tvl1"), default="dis",
+                        help="optical flow: dis (default, real time) or tvl1 (the reference's, very slow)")
+    parser.add_argument("--align", choices=("pair", "frame"), default="pair",
+                        help="warp both frames of a pair with the current transform (default) or each its own")
+    parser.add_argument("--crop-size", type=int, default=128, help="aligned face crop side in pixels (default: 128)")
+    parser.add_argument("--tracker", metavar="FILE.task",
+                        help="MediaPipe Tasks FaceLandmarker bundle instead of the built-in face mesh")
+    parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
+                        help="parallel videos in dataset mode (default: CPU count, at most 4)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    return parser
+
+
+def _is_dataset(path: Path) -> bool:
+    """A folder is a dataset when it holds no images directly (else it is one image sequence)."""
+    from mespot.stream.sources import IMAGE_SUFFIXES
+
+    return path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file())
+
+
+def find_videos(root: Path) -> list[Path]:
+    """Video files and image folders under `root`, in natural order of their relative paths."""
+    from mespot.stream.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        here = Path(folder)
+        if folder != str(root) and any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
+            found.append(here)
+            dirs.clear()            # an image sequence is a leaf
+            continue
+        found += [here / f for f in files if Path(f).suffix.lower() in VIDEO_SUFFIXES]
+    return sorted(found, key=lambda p: natural_key(str(p.relative_to(root))))
+
+
+def _output_name(video: Path) -> str:
+    from mespot.stream.sources import VIDEO_SUFFIXES
+
+    return (video.stem if video.suffix.lower() in VIDEO_SUFFIXES else video.name) + ".npz"
+
+
+def _extract_one(source: str, output: str, fps: float, source_opts: dict, frontend_opts: dict) -> str:
+    """Worker body (also used in-process): extract one source and save it atomically."""
+    from mespot.featurefile import save_features
+    from mespot.stream.frontend import extract_features
+
+    ff = extract_features(source, fps=fps, source_opts=source_opts, **frontend_opts)
+    ff.meta["tool"] = PROG
+    save_features(output, ff)
+    return output
+
+
+def _progress(quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), disable=quiet, transient=False)
+
+
+def run_single(args, fps: float, source_opts: dict, frontend_opts: dict) -> int:
+    from mespot.featurefile import save_features
+    from mespot.stream.frontend import extract_features
+    from mespot.stream.sources import SourceError
+
+    if args.output.suffix != ".npz":
+        raise InputError(f"output {str(args.output)!r} must end in .npz for a single source")
+    if args.output.exists() and not args.overwrite:
+        print(f"{PROG}: {args.output} exists, skipped (--overwrite to recompute)", file=sys.stderr)
+        return 0
+    with _progress(args.quiet) as progress:
+        task = progress.add_task(f"extract {Path(args.source).name}", total=None)
+
+        def report(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            ff = extract_features(args.source, fps=fps, progress=report, source_opts=source_opts,
+                                  **frontend_opts)
+        except SourceError as exc:
+            raise InputError(str(exc)) from None
+    ff.meta["tool"] = PROG
+    save_features(args.output, ff)
+    print(f"{args.output}: {len(ff)} frames at {fps:g} fps, {int(ff.valid.sum())} valid")
+    return 0
+
+
+def run_dataset(args, fps: float, image_fps: float, frontend_opts: dict) -> int:
+    root = Path(args.source)
+    videos = find_videos(root)
+    if not videos:
+        raise InputError(f"no video files or image folders under {str(root)!r}")
+    names: dict[str, Path] = {}
+    for v in videos:
+        name = _output_name(v)
+        if name in names:
+            raise InputError(f"two videos would both write {name}: {names[name]} and {v}")
+        names[name] = v
+    if args.output.suffix == ".npz":
+        raise InputError(f"output {str(args.output)!r} must be a folder for a dataset")
+    args.output.mkdir(parents=True, exist_ok=True)
+    todo = [(v, args.output / n) for n, v in names.items() if args.overwrite or not (args.output / n).exists()]
+    skipped = len(videos) - len(todo)
+    failures: list[str] = []
+    with _progress(args.quiet) as progress:
+        task = progress.add_task(f"extract {len(todo)} videos ({skipped} done before)", total=len(todo))
+        workers = max(1, min(args.workers, len(todo)))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_extract_one, str(v), str(out), fps,
+                                   {"fps": image_fps} if v.is_dir() else {}, frontend_opts): v
+                       for v, out in todo}
+            for fut in as_completed(futures):
+                try:
+                    fut.result()
+                except Exception as exc:   # one bad video must not stop the others; reported below
+                    failures.append(f"{futures[fut]}: {exc}")
+                progress.advance(task)
+    print(f"{args.output}: {len(todo) - len(failures)} written, {skipped} skipped (already there), "
+          f"{len(failures)} failed")
+    for line in failures:
+        print(f"{PROG}: failed: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.fps is not None:
+            fps = args.fps
+        else:
+            from mespot.config import ConfigError, load_config
+            try:
+                fps = load_config(args.config).fps
+            except ConfigError as exc:
+                raise InputError(str(exc)) from None
+        if fps <= 0 or args.image_fps <= 0:
+            raise InputError("--fps and --image-fps must be positive")
+        if not 64 <= args.crop_size <= 512:
+            raise InputError(f"--crop-size must be in 64..512, got {args.crop_size}")
+        if args.tracker and not Path(args.tracker).is_file():
+            raise InputError(f"tracker model {args.tracker!r} not found")
+        frontend_opts = {"flow": args.flow, "align": args.align, "crop_size": args.crop_size,
+                         "tracker": args.tracker}
+        path = Path(args.source)
+        from mespot.stream.sources import URL_SCHEMES
+        if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):
+            raise InputError(f"source {args.source!r} not found (not a file, folder, camera index or URL)")
+        if path.is_dir() and _is_dataset(path):
+            return run_dataset(args, fps, args.image_fps, frontend_opts)
+        source_opts = {"fps": args.image_fps} if path.is_dir() else {}
+        return run_single(args, fps, source_opts, frontend_opts)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
