@@ -91,3 +91,26 @@ def test_cli_engine_without_tensorrt_exits_2(tmp_path, capsys):
     assert spot_export(["--format", "engine", "--checkpoint", str(ckpt), "-o", str(tmp_path / "m.engine")]) == 2
     assert "needs the tensorrt package" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()       # refused before any work
+
+
+def test_authors_checkpoint_exports_with_its_dataset_config(tmp_path):
+    """The authors' files carry no config: the exporter takes the dataset whose prior they hold."""
+    from mespot.engine.priors import prior_adjacency
+    from mespot.export.onnx import export_onnx
+
+    model = make_model(seed=3)
+    model.gcn.adjacency.copy_(torch.from_numpy(prior_adjacency("samm")))
+    ours_to_authors = {"gcn.weight": "graph_embedding.0.gc1.weight", "gcn.bias": "graph_embedding.0.gc1.bias",
+                       "gcn.adjacency": "graph_embedding.0.gc1.adj", "gcn_bn.": "graph_embedding.0.bn1.",
+                       "temporal.": "_sequential.", "head.weight": "_classification.weight"}
+    state = {}
+    for key, value in model.state_dict().items():
+        for ours, theirs in ours_to_authors.items():
+            if key == ours or (ours.endswith(".") and key.startswith(ours)):
+                state[theirs + key[len(ours):] if ours.endswith(".") else theirs] = value
+    torch.save({"epoch": 12, "state_dict": state}, tmp_path / "authors.pth")
+    report = export_onnx(tmp_path / "authors.pth", tmp_path / "authors.onnx")
+    assert report["max_abs_diff"] <= 1e-4
+    meta = open_runtime(tmp_path / "authors.onnx").metadata
+    assert meta["config"]["name"] == "samm" and meta["fps"] == 25.0
+    assert meta["input_mean"] == pytest.approx([0.003463, 0.003873])

@@ -86,13 +86,15 @@ class Runtime(ABC):
         """(B, T, 12, 2) contiguous float32 -> (B, 10, T) float32 array owned by the caller."""
 
     def warm_up(self, lengths: tuple[int, ...] | None = None) -> None:
-        """Run once per length (default: every online window length) so the first frame is not slow."""
-        for t in lengths or range(self.right_context + 1, self.window + 1):
+        """Run once per length (default: every length the online engine can use, 1..window) so the
+        first frames of a stream do not pay for shape-specific set-up."""
+        for t in lengths or range(1, self.window + 1):
             self.infer(np.zeros((t, N_ROIS, 2), np.float32))
 
     def describe(self) -> dict[str, Any]:
         """One line of facts for logs and benchmarks."""
-        return {"backend": self.name, "device": self.device, "window": self.window,
+        return {"backend": self.name, "device": self.device, "input": self.metadata["input"]["layout"],
+                "output": self.metadata["output"]["layout"], "window": self.window,
                 "right_context": self.right_context, "fps": self.metadata.get("fps")}
 
 
