@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spot-export", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="spot-export", description=__doc__.split("\n")[0].split(": ", 1)[1],
                                 epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", default="onnx", metavar="FMT",
                    help="; ".join(f"{f.name}: {f.summary}" for f in EXPORT_FORMATS.values()) + " (default onnx)")
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from mespot.config import ConfigError, load_config
+    from mespot.engine.runtime import RuntimeUnavailable
 
     console = Console(stderr=True)
     try:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 limits = {k: getattr(args, k) for k in ("max_batch", "max_frames") if getattr(args, k)}
                 report = export_engine(args.checkpoint, out, config=config, fps=args.fps, window=args.window,
                                        fp16=args.fp16, **limits)
-        except ValueError as exc:        # an unreadable checkpoint or config value: the user's input
+        except (ValueError, RuntimeUnavailable) as exc:   # the user's input, or a missing GPU/library
             return _usage_error(str(exc))
         except RuntimeError as exc:      # ExportError (parity failed), RuntimeUnavailable, build failure
             print(f"spot-export: {exc}", file=sys.stderr)
