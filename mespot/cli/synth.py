@@ -47,6 +47,16 @@ def _rate(text: str) -> float:
     return value
 
 
+def _px_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI in pixels, got {text!r}") from None
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"need 0 < LO <= HI, got {text}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spot-synth", description=__doc__.split("\n\n")[0],
                                 epilog="Example: spot-synth --out data/synth --identities "
@@ -68,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="micro-expressions per minute (default 2.5)")
     p.add_argument("--macro-per-min", type=_rate, default=None, metavar="R",
                    help="macro-expressions per minute (default 4)")
+    p.add_argument("--micro-px", type=_px_range, default=None, metavar="LO,HI",
+                   help="micro-expression peak displacement on a 224-px-wide face (default 1,2)")
+    p.add_argument("--macro-px", type=_px_range, default=None, metavar="LO,HI",
+                   help="macro-expression peak displacement on a 224-px-wide face (default 3,8)")
     p.add_argument("--config", default="live", metavar="NAME|YAML",
                    help="config whose decoding limits planted intervals respect (default live)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         params = replace(params, micro_per_min=args.micro_per_min)
     if args.macro_per_min is not None:
         params = replace(params, macro_per_min=args.macro_per_min)
+    if args.micro_px is not None:
+        params = replace(params, micro_peak_px=args.micro_px)
+    if args.macro_px is not None:
+        params = replace(params, macro_peak_px=args.macro_px)
     try:
         config = load_config(args.config)
         identities = list_identities(args.identities, size=args.size)

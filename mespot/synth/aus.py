@@ -70,6 +70,7 @@ AU_MOVES: dict[int, tuple[Move, ...]] = {
     5: (Move(_both(UPPER_LID), 0.0, -1.0, "lid"),),
     6: (Move(_both(CHEEK), 0.1, -1.0, "cheek"), Move(_both(LOWER_LID), 0.0, -0.4, "lid")),
     7: (Move(_both(LOWER_LID), 0.0, -1.0, "lid"), Move(_both(UPPER_LID), 0.0, 0.3, "lid")),
+    43: (Move(_both(UPPER_LID), 0.0, 1.0, "lid"), Move(_both(LOWER_LID), 0.0, -0.2, "lid")),
     9: (Move(_both(NOSE_WING), -0.2, -1.0, "nose"), Move(UPPER_LIP_MID[:3], 0.0, -0.4, "lip"),
         Move(_both(BROW_INNER), -0.2, 0.3, "brow")),
     10: (Move(UPPER_LIP_MID, 0.0, -1.0, "lip"), Move(_both(UPPER_LIP_SIDE), 0.0, -0.7, "lip"),
@@ -91,19 +92,19 @@ AU_MOVES: dict[int, tuple[Move, ...]] = {
          Move(JAW_LOW, 0.0, 0.7, "chin", mirrored=False), Move(_both(LOWER_LIP_SIDE), 0.0, 0.7, "lip")),
 }
 SUPPORTED_AUS = tuple(sorted(AU_MOVES))
-# AUs whose motion reaches the model's regions (brows, nose, mouth); 5, 6, 7 move eyes/cheeks only.
+# AUs whose motion reaches the model's regions (brows, nose, mouth); 5, 6, 7, 43 move eyes/cheeks only.
 REGION_AUS = frozenset({1, 2, 4, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26})
 
 # Fallback co-occurrence table: counts of region-visible combinations in CAS(ME)^2 + SAMM-LV
 # (computed with `combination_counts` on ../shared/data/annotations; used when it is absent).
 # Rows are "kind combo:count ..."; only combinations seen at least twice are listed.
 _BUILTIN_ROWS = """\
-macro 12:86 4:85 14:37 6+12:31 24:28 2:18 1+2:15 4+7:15 25+26:10 12+14:8 12+14+24:7 12+24:7 1+2+5:5
-macro 6+12+14:5 7+12:5 10+12:5 26:5 4+7+9:4 4+9:4 4+14:4 6+12+15:4 10:4 14+24:4 17:4 23:4 4+7+17:3
-macro 6+7+12+25+26:3 6+12+24:3 6+12+25+26:3 24+25:3 1+2+12:2 1+2+25:2 2+25:2 4+5:2 4+7+12:2 4+12:2
-macro 4+17:2 5+17:2 6+7+12:2 6+7+12+24:2 6+12+25:2 6+25:2 20:2 25:2
-micro 4:26 12:23 2:16 1+2:11 4+7:9 14:8 24:7 20:6 10:4 4+5:3 7+12:3 17:3 1:2 4+14:2 9:2 14+17:2 15:2
-micro 25:2
+macro 12:86 4:84 14:37 6+12:30 24:28 2:18 1+2:15 4+7:13 25+26:10 12+14:8 12+14+24:7 12+24:7 6+12+14:5
+macro 7+12:5 10+12:5 26:5 1+2+5:4 4+7+9:4 4+9:4 4+14:4 6+12+15:4 14+24:4 17:4 23:4 4+7+17:3
+macro 6+7+12+25+26:3 6+12+24:3 6+12+25+26:3 10:3 24+25:3 1+2+12:2 1+2+25:2 2+25:2 4+5:2 4+7+12:2
+macro 4+7+43:2 4+12:2 4+17:2 5+17:2 6+7+12:2 6+7+12+24:2 6+12+25:2 6+25:2 20:2 25:2
+micro 4:26 12:23 2:16 1+2:11 14:8 24:7 4+7:6 20:6 10:4 4+5:3 4+7+43:3 7+12:3 17:3 1:2 4+14:2 9:2
+micro 14+17:2 15:2 25:2
 """
 
 
