@@ -1,0 +1,319 @@
+"""The live loop: capture thread -> front-end -> online engine -> causal peak-picker -> sinks.
+
+Capture runs on its own thread (mespot.stream.capture); everything else runs on the thread that
+calls `run()`, one frame at a time, so the per-frame stage times below add up to the frame's cost.
+Per frame an `on_frame(FrameRecord)` goes to every observer with the stage times in milliseconds:
+
+  capture     from the source's stamp (taken right after the frame was read/decoded) to the moment
+              this loop took it from the queue: queue wait (decode itself happens before the stamp)
+  landmarks, align, flow, roi   the front-end's own timings (0 where a stage did not run)
+  inference   OnlineEngine.push (model calls for the rows that became final)
+  peakpicker  CausalPeakPicker on those rows
+  publish     building and sending interval / score / status messages to every sink
+  end_to_end  from the source's stamp to the end of publish
+
+`stop()` (any thread) or the end of the source ends the run cleanly: the engine and picker are
+flushed, pending intervals published, then a final `status` with state `ended`. An exception
+publishes a `status` with state `error`, tells every sink (on_error) and is re-raised. Sinks are
+closed on both paths.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from mespot.config import KINDS, Config
+from mespot.engine.probs import PROB_COLUMNS
+from mespot.stream.messages import FrameStamp, interval_message
+from mespot.stream.sinks import MessageBus
+from mespot.types import Frame, FrameFeatures, Interval
+
+STAGES = ("capture", "landmarks", "align", "flow", "roi", "inference", "peakpicker", "publish", "end_to_end")
+FRONTEND_STAGES = ("landmarks", "align", "flow", "roi")
+STATUS_WINDOW = 300          # frames the status percentiles are computed over (10 s at 30 fps)
+SUMMARY_WINDOW = 20000       # frames kept for the end-of-run percentiles
+HEALTHY_GAP_S = 2.0          # no frame for longer than this: the source is reported unhealthy
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """What happened to one frame. stage_ms has exactly the keys of STAGES."""
+
+    index: int
+    valid: bool
+    face_present: bool
+    t_monotonic: float
+    stage_ms: dict[str, float]
+    probs: tuple[tuple[int, np.ndarray], ...]     # (feature index, (8,) row) decided at this frame
+    intervals: tuple[Interval, ...]                # intervals published at this frame
+
+
+class PipelineObserver:
+    """Receives what the pipeline does, on its thread; override what you need (all are no-ops)."""
+
+    def on_frame(self, record: FrameRecord) -> None:
+        pass
+
+    def on_interval(self, interval: Interval, message: dict) -> None:
+        pass
+
+    def on_status(self, message: dict) -> None:
+        pass
+
+
+class FrameSupply(Protocol):
+    """What the loop needs of mespot.stream.capture.CaptureThread."""
+
+    dropped: int
+
+    def get(self, timeout: float | None = None) -> Frame | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    state: str                                   # ended | error
+    frames: int = 0
+    valid_frames: int = 0
+    seconds: float = 0.0
+    intervals: list[Interval] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99/max in ms (NaN-free input), or an empty dict when there are no values."""
+    a = np.fromiter(values, dtype=np.float64)
+    if a.size == 0:
+        return {}
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3),
+            "max": round(float(a.max()), 3)}
+
+
+class LivePipeline:
+    """One stream. Components are passed in (built by `spot-live`, the benchmarks or tests).
+
+    capture: a CaptureThread (or anything with its get/finished/dropped/stop); frontend: has
+    `process(Frame) -> FrameFeatures`; engine: `push(index, features, valid)` / `flush()` as
+    mespot.engine.online.OnlineEngine; picker: a CausalPeakPicker; bus: the MessageBus of the sinks.
+    `source` (optional) provides `.stats`, `.is_live` and `describe()` for the status message.
+    """
+
+    def __init__(self, capture: FrameSupply, frontend, engine, picker, bus: MessageBus, *,
+                 config: Config, source=None, score_rate_hz: float = 10.0,
+                 status_interval_s: float = 1.0, observers: Iterable[PipelineObserver] = ()) -> None:
+        if score_rate_hz < 0 or status_interval_s <= 0:
+            raise ValueError(f"score_rate_hz {score_rate_hz} must be >= 0, status_interval_s "
+                             f"{status_interval_s} > 0")
+        self.capture, self.frontend, self.engine, self.picker, self.bus = capture, frontend, engine, picker, bus
+        self.config = config
+        self.source = source
+        self.score_period_s = 1.0 / score_rate_hz if score_rate_hz > 0 else None
+        self.status_interval_s = status_interval_s
+        self.observers = list(observers)
+        self._stop = threading.Event()
+        # How far back an interval can reach from the frame that decides it, plus margin.
+        reach = max(config.decoding(k).start_range[1] + config.decision_delay(k) for k in KINDS)
+        self._stamp_keep = reach + 16
+        self._stamps: dict[int, FrameStamp] = {}
+        self._stamp_order: deque[int] = deque()
+        self._recent = {s: deque(maxlen=STATUS_WINDOW) for s in STAGES}
+        self._all = {s: deque(maxlen=SUMMARY_WINDOW) for s in STAGES}
+        self._scores: list[tuple[int, bool, np.ndarray | None]] = []
+        self._intervals: list[Interval] = []
+        self._frames = 0
+        self._valid_frames = 0
+        self._last_index: int | None = None
+        self._face_present = False
+        self._started = 0.0
+        self._last_frame_at: float | None = None
+        self._last_status_at = 0.0
+        self._frames_at_status = 0
+        self._last_scores_at = 0.0
+        self.summary: RunSummary | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to finish (thread-safe); pending intervals are still decided and published."""
+        self._stop.set()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        self._started = self._last_status_at = self._last_scores_at = time.monotonic()
+        summary = RunSummary(state="ended")
+        try:
+            self._publish_status("running")
+            while not self._stop.is_set():
+                frame = self.capture.get(timeout=0.05)
+                if frame is None:
+                    if self.capture.finished:
+                        break
+                    self._status_if_due(time.monotonic())
+                    continue
+                self._process(frame)
+            rows = self.engine.flush()
+            self._scores.extend((i, True, row) for i, row in rows)
+            self._publish_intervals(self._decide(rows, end_run=True, final=True))
+            self._publish_scores()
+            self._publish_status("ended")
+        except BaseException as exc:
+            summary.state, summary.error = "error", f"{type(exc).__name__}: {exc}"
+            try:
+                self._publish_status("error", error=summary.error)
+            finally:
+                self.bus.error(exc)
+            raise
+        finally:
+            self.capture.stop()
+            self.bus.end()
+            self._fill_summary(summary)
+            self.summary = summary
+        return summary
+
+    def _process(self, frame: Frame) -> None:
+        t_taken = time.monotonic()
+        self._remember(frame)
+        features: FrameFeatures = self.frontend.process(frame)
+        t_frontend = time.monotonic()
+        rows = self.engine.push(features.index, features.features, features.valid)
+        t_inference = time.monotonic()
+        jumped = self._last_index is not None and features.index != self._last_index + 1
+        intervals = self._decide(rows, end_run=not features.valid or jumped)
+        t_picker = time.monotonic()
+        self._last_index = features.index
+        self._frames += 1
+        self._valid_frames += bool(features.valid)
+        self._face_present = bool(features.valid) or (
+            features.roi_centres is not None and bool(np.isfinite(features.roi_centres).all()))
+        self._last_frame_at = t_taken
+        if not features.valid:
+            self._scores.append((features.index, False, None))
+        self._scores.extend((i, True, row) for i, row in rows)
+        self._publish_intervals(intervals)
+        now = time.monotonic()
+        if self.score_period_s is not None and now - self._last_scores_at >= self.score_period_s:
+            self._publish_scores()
+            self._last_scores_at = now
+        self._status_if_due(now)
+        t_done = time.monotonic()
+        stage_ms = {"capture": (t_taken - frame.t_monotonic) * 1000.0}
+        for name in FRONTEND_STAGES:
+            stage_ms[name] = float(features.stage_ms.get(name, 0.0))
+        stage_ms["inference"] = (t_inference - t_frontend) * 1000.0
+        stage_ms["peakpicker"] = (t_picker - t_inference) * 1000.0
+        stage_ms["publish"] = (t_done - t_picker) * 1000.0
+        stage_ms["end_to_end"] = (t_done - frame.t_monotonic) * 1000.0
+        for name, value in stage_ms.items():
+            self._recent[name].append(value)
+            self._all[name].append(value)
+        record = FrameRecord(features.index, bool(features.valid), self._face_present, frame.t_monotonic,
+                             stage_ms, tuple(rows), tuple(intervals))
+        for observer in self.observers:
+            observer.on_frame(record)
+
+    def _decide(self, rows, *, end_run: bool, final: bool = False) -> list[Interval]:
+        out: list[Interval] = []
+        for index, row in rows:
+            out += self.picker.push(index, row)
+        if final:
+            out += self.picker.flush()
+        elif end_run:
+            out += self.picker.end_run()
+        return out
+
+    # -- messages ---------------------------------------------------------------------------------
+    def _remember(self, frame: Frame) -> None:
+        self._stamps[frame.index] = FrameStamp(frame.t_wall, frame.t_monotonic, frame.t_source)
+        self._stamp_order.append(frame.index)
+        while len(self._stamp_order) > self._stamp_keep:
+            self._stamps.pop(self._stamp_order.popleft(), None)
+
+    def _publish_intervals(self, intervals: list[Interval]) -> None:
+        for interval in intervals:
+            message = interval_message(
+                interval, self._stamps.get(interval.onset), self._stamps.get(interval.apex),
+                self._stamps.get(interval.offset), emitted_wall=time.time(),
+                emitted_monotonic=time.monotonic())
+            self.bus.publish("interval", message)
+            self._intervals.append(interval)
+            for observer in self.observers:
+                observer.on_interval(interval, message)
+
+    def _publish_scores(self) -> None:
+        if self.score_period_s is None or not self._scores:
+            self._scores.clear()
+            return
+        entries = sorted(self._scores, key=lambda e: e[0])
+        self._scores = []
+        self.bus.publish("score", {
+            "columns": list(PROB_COLUMNS),
+            "frames": [int(i) for i, _, _ in entries],
+            "valid": [v for _, v, _ in entries],
+            "probs": [None if row is None else [round(float(p), 5) for p in row] for _, _, row in entries],
+        })
+
+    def _status_if_due(self, now: float) -> None:
+        if now - self._last_status_at >= self.status_interval_s:
+            self._publish_status("running", now=now)
+
+    def _publish_status(self, state: str, *, error: str | None = None, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        elapsed = now - self._last_status_at
+        fps = (self._frames - self._frames_at_status) / elapsed if elapsed > 0 else 0.0
+        if state != "running":
+            run_s = now - self._started
+            fps = self._frames / run_s if run_s > 0 else 0.0
+        self._last_status_at, self._frames_at_status = now, self._frames
+        self.bus.poll()
+        message = {
+            "state": state,
+            "time": round(time.time(), 6),
+            "uptime_s": round(now - self._started, 3),
+            "frames": self._frames,
+            "valid_frames": self._valid_frames,
+            "fps": round(fps, 3),
+            "latency_ms": {s: percentiles(self._recent[s]) for s in STAGES},
+            "dropped": {"capture": int(self.capture.dropped), "publish": int(self.bus.dropped)},
+            "face_present": self._face_present,
+            "intervals": {k: sum(i.kind == k for i in self._intervals) for k in KINDS},
+            "source": self._source_health(now, state),
+            "error": error,
+        }
+        self.bus.publish("status", message)
+        for observer in self.observers:
+            observer.on_status(message)
+
+    def _source_health(self, now: float, state: str) -> dict:
+        info: dict = {}
+        if self.source is not None:
+            info["description"] = self.source.describe() if hasattr(self.source, "describe") else str(self.source)
+            info["live"] = bool(getattr(self.source, "is_live", False))
+            info.update({k: int(v) for k, v in getattr(self.source, "stats", {}).items()})
+        last = self._last_frame_at if self._last_frame_at is not None else self._started
+        info["last_frame_age_s"] = round(now - last, 3)
+        info["healthy"] = state == "running" and now - last <= HEALTHY_GAP_S
+        return info
+
+    def _fill_summary(self, summary: RunSummary) -> None:
+        summary.frames = self._frames
+        summary.valid_frames = self._valid_frames
+        summary.seconds = time.monotonic() - self._started
+        summary.intervals = list(self._intervals)
+        summary.dropped = {"capture": int(self.capture.dropped), "publish": int(self.bus.dropped)}
+        summary.messages = self.bus.counts()
+        summary.latency_ms = {s: percentiles(self._all[s]) for s in STAGES}
