@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mespot.config import load_config
+from mespot.data.adjacency import build_adjacency
 from mespot.data.annotations import Annotation, AnnotationSet, write_annotations
 from mespot.data.videos import VideoFeatures
 from mespot.engine.checkpoint import checkpoint_info, load_checkpoint
@@ -168,10 +169,14 @@ def test_cli_fit_and_loso(tmp_path):
 
     run_dir = tmp_path / "run"
     args = ["loso", "--features", str(tmp_path / "features"), "--annotations", str(tmp_path / "ann.csv"),
-            "--epochs", "2", "-o", str(run_dir), "--rule", "reference", "--subjects", "s2", "--quiet"]
+            "--epochs", "2", "-o", str(run_dir), "--rule", "reference", "--subjects", "s2",
+            "--adjacency-from-training", "--quiet"]
     assert spot_train(args) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["subjects"] == ["s2"] and summary["rule"] == "reference"
+    fold_prior = checkpoint_info(run_dir / "folds" / "s2.pt")["adjacency"]
+    np.testing.assert_array_equal(fold_prior, build_adjacency(annotations.for_subject("s1")))
+    assert fold_prior[8, 8] > 0.9 and not fold_prior[8, 2]        # s1 only: AU12 alone, no brow-mouth pairs
     assert spot_train(args) == 2                         # exists, no --resume
     assert spot_train(args + ["--resume"]) == 0
 

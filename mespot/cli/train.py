@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     loso.add_argument("--rule", choices=("megc", "reference"), default="megc",
                       help="matching rule: megc (IoU >= 0.5, one-to-one; default) or reference (SPEC 7)")
     loso.add_argument("--resume", action="store_true", help="keep finished folds of RUN_DIR, run the rest")
+    loso.add_argument("--adjacency-from-training", action="store_true",
+                      help="per fold, build the AU prior from the training subjects' annotations only "
+                           "(the built-in priors were counted over all subjects, test ones included)")
     loso.set_defaults(run=_run_loso)
 
     fit = sub.add_parser("fit", help="train one model on all given subjects and save a checkpoint",
@@ -119,6 +122,7 @@ def _run_loso(args: argparse.Namespace, console: Console) -> int:
     try:
         folds = run_loso(videos, annotations, config, args.output, epochs=args.epochs,
                          subjects=args.subjects, rule=args.rule, resume=args.resume,
+                         adjacency_from_training=args.adjacency_from_training,
                          show_progress=not args.quiet)
     except RunDirError as exc:
         raise InputError(str(exc)) from None

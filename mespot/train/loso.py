@@ -22,6 +22,7 @@ from typing import Any, Callable
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mespot.config import KINDS, Config
+from mespot.data.adjacency import build_adjacency
 from mespot.data.annotations import AnnotationSet
 from mespot.data.videos import VideoFeatures
 from mespot.engine.checkpoint import save_checkpoint
@@ -60,9 +61,14 @@ def _count_dict(counts: dict[str, Counts]) -> dict[str, dict[str, int]]:
 
 
 def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationSet, config: Config,
-             selection: Selection, *, rule: str = "megc", checkpoint_path: Path | None = None,
+             selection: Selection, *, rule: str = "megc", adjacency_from_training: bool = False,
+             checkpoint_path: Path | None = None,
              on_epoch: Callable[[EpochStats, float | None], None] | None = None) -> FoldResult:
-    """Train without `subject`, evaluate on it. on_epoch(stats, held-out overall F1 or None)."""
+    """Train without `subject`, evaluate on it. on_epoch(stats, held-out overall F1 or None).
+
+    adjacency_from_training: build the AU prior from the training subjects' rows only (SPEC 2.5)
+    instead of the config's prior, which the reference counted over all subjects (SPEC 10.8).
+    """
     test = [v for v in videos if v.subject == subject]
     train_videos = [v for v in videos if v.subject != subject]
     if not test or not train_videos:
@@ -73,7 +79,11 @@ def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationS
     report = BuildReport()
     segments = build_segments(train_videos, annotations, config.train, report)
     mean, std = normalisation_stats(train_videos)
-    adjacency = resolve_adjacency(config.adjacency)
+    if adjacency_from_training:
+        train_names = {v.video for v in train_videos}
+        adjacency = build_adjacency([a for a in annotations.rows if a.video in train_names])
+    else:
+        adjacency = resolve_adjacency(config.adjacency)
 
     def evaluate(model: AUWGCN) -> dict[str, dict[str, int]]:
         return _count_dict(match(gt, predict_videos(model, test, config), rule))
@@ -102,11 +112,14 @@ def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationS
                       skipped_annotations=len(report.skipped), seconds=time.perf_counter() - t0)
 
 
-def run_settings(config: Config, selection: Selection, rule: str) -> dict[str, Any]:
+def run_settings(config: Config, selection: Selection, rule: str,
+                 adjacency_from_training: bool = False) -> dict[str, Any]:
     """What must not change between a run and its resumption (JSON-comparable)."""
     return json.loads(json.dumps({"config": config.to_dict(), "epochs": selection.epochs,
                                   "honest_epoch": selection.honest_epoch,
-                                  "oracle_begin": selection.oracle_begin, "rule": rule}))
+                                  "oracle_begin": selection.oracle_begin, "rule": rule,
+                                  "adjacency": "training subjects" if adjacency_from_training
+                                  else config.adjacency}))
 
 
 def loso_subjects(videos: list[VideoFeatures], subjects: list[str] | None = None) -> list[str]:
@@ -124,12 +137,13 @@ def loso_subjects(videos: list[VideoFeatures], subjects: list[str] | None = None
 
 def run_loso(videos: list[VideoFeatures], annotations: AnnotationSet, config: Config, out_dir: str | Path,
              *, epochs: int | None = None, subjects: list[str] | None = None, rule: str = "megc",
-             resume: bool = False, show_progress: bool = True) -> list[FoldResult]:
+             adjacency_from_training: bool = False, resume: bool = False,
+             show_progress: bool = True) -> list[FoldResult]:
     """Every fold (resumable), then per_subject.csv, summary.json and the report in `out_dir`."""
     selection = Selection.for_run(config, epochs)
     held_out = loso_subjects(videos, subjects)
     run = RunDir(out_dir)
-    settings = run_settings(config, selection, rule)
+    settings = run_settings(config, selection, rule, adjacency_from_training)
     run.prepare(settings, resume)
     folds: list[FoldResult] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -149,6 +163,7 @@ def run_loso(videos: list[VideoFeatures], annotations: AnnotationSet, config: Co
                 progress.update(task, advance=1, status=shown)
 
             fold = run_fold(subject, videos, annotations, config, selection, rule=rule,
+                            adjacency_from_training=adjacency_from_training,
                             checkpoint_path=run.fold_checkpoint(subject), on_epoch=on_epoch)
             run.save_fold(fold)
             folds.append(fold)

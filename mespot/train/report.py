@@ -59,12 +59,15 @@ def _plot_losses(folds: list[FoldResult], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     curves = [[s["loss"] for s in f.losses] for f in folds if f.losses]
     for f in folds:
-        ax.plot([s["epoch"] for s in f.losses], [s["loss"] for s in f.losses], lw=0.8, alpha=0.4)
+        ax.plot([s["epoch"] for s in f.losses], [s["loss"] for s in f.losses], lw=0.8, alpha=0.5,
+                label=f.subject if len(folds) <= 8 else None)
     if curves:
         n = min(len(c) for c in curves)
         ax.plot(range(n), np.mean([c[:n] for c in curves], axis=0), color="k", lw=2, label="mean over folds")
-        ax.legend()
-    ax.set(xlabel="epoch", ylabel="training loss (SPEC 5 total)", title="Training loss per LOSO fold")
+        ax.legend(fontsize=8)
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="training loss (SPEC 5 total, log scale)",
+           title="Training loss per held-out subject's fold")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
