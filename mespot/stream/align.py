@@ -64,8 +64,8 @@ class Aligner:
         """(2, 3) image-to-crop matrix from the ALIGN_IBUG points of one frame (pixels)."""
         return fit_similarity(align_points, self.template)
 
-    def warp(self, grey: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Warp `grey` into `out` (crop_size x crop_size uint8) and return it."""
-        cv2.warpAffine(grey, matrix, (self.crop_size, self.crop_size), dst=out,
+    def warp(self, image: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Warp `image` (grey or colour) into `out` (crop_size x crop_size, same channels)."""
+        cv2.warpAffine(image, matrix, (self.crop_size, self.crop_size), dst=out,
                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out

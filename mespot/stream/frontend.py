@@ -50,7 +50,7 @@ _EYES = slice(_NOSE.stop, _NOSE.stop + 2)
 class _Previous:
     index: int
     t_source: float
-    grey: np.ndarray          # full-frame grey image (used by align='pair')
+    image: np.ndarray         # the source image, BGR (used by align='pair'; never written to)
     crop: np.ndarray          # aligned crop (used by align='frame')
     eye_centre: np.ndarray
     eye_distance: float
@@ -83,9 +83,9 @@ class FrontEnd:
         radius = roi_radius if roi_radius is not None else max(1, round(5 * crop_size / 128))
         self.roi = RoiReducer(self.aligner.crop_size, radius)
         self._mesh_idx = mesh_indices(_USED_IBUG)
-        # Two buffers each, alternating, so the previous frame's grey image / crop stays intact.
-        self._grey: list[np.ndarray | None] = [None, None]
+        # Crop buffers: two grey crops alternating (the previous crop stays intact), one colour.
         self._crops = [self.aligner.new_crop(), self.aligner.new_crop()]
+        self._colour_crop = np.empty(self._crops[0].shape + (3,), np.uint8)
         self._turn = 0
         self._shape: tuple[int, ...] | None = None
         self._prev: _Previous | None = None
@@ -112,13 +112,10 @@ class FrontEnd:
             self.restarts += 1
         self._prev = None
 
-    def _grey_of(self, image: np.ndarray) -> np.ndarray:
-        buf = self._grey[self._turn]
-        if buf is None or buf.shape != image.shape[:2]:
-            buf = np.empty(image.shape[:2], np.uint8)
-            self._grey[self._turn] = buf
-        cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=buf)
-        return buf
+    def _crop(self, image: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Warp the colour image (cheap at crop size) and convert only the crop to grey."""
+        self.aligner.warp(image, matrix, self._colour_crop)
+        return cv2.cvtColor(self._colour_crop, cv2.COLOR_BGR2GRAY, dst=out)
 
     def _invalid(self, frame: Frame, stage_ms: dict, centres: np.ndarray | None = None) -> FrameFeatures:
         return FrameFeatures(index=frame.index, features=np.zeros((N_ROIS, 2), np.float32), valid=False,
@@ -169,18 +166,17 @@ class FrontEnd:
             return self._invalid(frame, stage_ms, roi_image)
 
         matrix = self.aligner.transform(pts[_ALIGN])
-        grey = self._grey_of(image)
-        crop = self.aligner.warp(grey, matrix, self._crops[self._turn])
+        crop = self._crop(image, matrix, self._crops[self._turn])
         prev_crop = None
         if continues:
             prev_crop = (self._prev.crop if self.align_mode == "frame"
-                         else self.aligner.warp(self._prev.grey, matrix, self._crops[self._turn ^ 1]))
+                         else self._crop(self._prev.image, matrix, self._crops[self._turn ^ 1]))
         self._turn ^= 1
         crop_pts = apply_transform(matrix, pts)
         t2 = time.perf_counter()
         stage_ms["align"] = (t2 - t1) * 1e3
 
-        self._prev = _Previous(frame.index, frame.t_source, grey, crop, eye_centre, eye_distance)
+        self._prev = _Previous(frame.index, frame.t_source, image, crop, eye_centre, eye_distance)
         if prev_crop is None:
             return self._invalid(frame, stage_ms, roi_image)
         flow = self.flow(prev_crop, crop)

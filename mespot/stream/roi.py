@@ -30,21 +30,21 @@ ROI_KEEP = 0.6
 def main_direction_mean(vectors: np.ndarray, edges: np.ndarray, keep: float) -> np.ndarray:
     """(K, P, 2) vectors -> (K, 2) MDMO summaries, one per region (float64)."""
     k_regions, n_vec = vectors.shape[:2]
+    rows = np.arange(k_regions)
     dx, dy = vectors[..., 0], vectors[..., 1]
     angle = np.degrees(np.arctan2(dy, dx)) % 360.0
     sector = _BIN_TO_SECTOR[np.digitize(angle, edges)]
-    counts = np.stack([(sector == s).sum(axis=1) for s in range(4)], axis=1)
+    counts = np.bincount((sector + 4 * rows[:, None]).ravel(), minlength=4 * k_regions).reshape(k_regions, 4)
     winner = counts.argmax(axis=1)                     # first maximum on ties
-    n_keep = (keep * counts[np.arange(k_regions), winner]).astype(int)
+    n_keep = (keep * counts[rows, winner]).astype(int)
     magnitude = np.hypot(dx, dy)
     ranked = np.where(sector == winner[:, None], magnitude, -1.0)
     order = np.argsort(-ranked, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(n_vec)[None, :].repeat(k_regions, 0), axis=1)
-    chosen = rank < n_keep[:, None]
-    total = (vectors * chosen[..., None]).sum(axis=1)
+    chosen = np.empty((k_regions, n_vec), bool)
+    chosen[rows[:, None], order] = np.arange(n_vec)[None, :] < n_keep[:, None]
+    total = np.einsum("kp,kpc->kc", chosen, vectors)
     mean_mag = (magnitude * chosen).sum(axis=1) / np.maximum(n_keep, 1)
-    norm = np.linalg.norm(total, axis=1)
+    norm = np.hypot(total[:, 0], total[:, 1])
     return total / (norm + 1e-6)[:, None] * mean_mag[:, None]
 
 
