@@ -267,3 +267,9 @@ def test_cli_writes_a_dataset(tmp_path, capsys):
     assert "wrote 1 videos" in capsys.readouterr().out
     assert (tmp_path / "videos" / "astronaut_000.mp4").exists()
     assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 3
+    # A second run into the same folder is refused, then replaces it with --force.
+    assert main(["--out", str(tmp_path), "--videos", "1", "--minutes", "0.05", "--quiet"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path), "--videos", "1", "--minutes", "0.05", "--size", "320x240",
+                 "--seed", "4", "--identities", "astronaut", "--quiet", "--force"]) == 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 4

@@ -84,13 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="macro-expression peak displacement on a 224-px-wide face (default 3,8)")
     p.add_argument("--config", default="live", metavar="NAME|YAML",
                    help="config whose decoding limits planted intervals respect (default live)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a dataset already in --out (its videos are deleted first)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mespot.synth.dataset import generate_dataset
+    from mespot.synth.dataset import DatasetExistsError, generate_dataset
     from mespot.synth.identities import IdentityError, list_identities
     from mespot.synth.timeline import SynthParams
 
@@ -109,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, IdentityError) as exc:
         print(f"spot-synth: {exc}", file=sys.stderr)
         return 2
-    manifest = generate_dataset(args.out, identities, n_videos=args.videos, minutes=args.minutes,
-                                seed=args.seed, fps=args.fps, expressions=not args.no_expressions,
-                                params=params, config=config, progress=not args.quiet)
+    try:
+        manifest = generate_dataset(args.out, identities, n_videos=args.videos, minutes=args.minutes,
+                                    seed=args.seed, fps=args.fps, expressions=not args.no_expressions,
+                                    params=params, config=config, progress=not args.quiet,
+                                    overwrite=args.force)
+    except DatasetExistsError as exc:
+        print(f"spot-synth: {exc} (--force)", file=sys.stderr)
+        return 2
     n_micro = sum(e["kind"] == "micro" for v in manifest["videos"] for e in v["expressions"])
     n_macro = sum(e["kind"] == "macro" for v in manifest["videos"] for e in v["expressions"])
     print(f"wrote {len(manifest['videos'])} videos ({', '.join(i['name'] for i in manifest['identities'])}) "

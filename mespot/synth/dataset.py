@@ -66,20 +66,23 @@ def generate_dataset(out_dir: str | Path, identities: list[Identity] | str = "as
                      n_videos: int = 4, minutes: float = 1.0, seed: int = 0, fps: float = 30.0,
                      size: tuple[int, int] = (640, 480), expressions: bool = True,
                      params: SynthParams | None = None, config: Config | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, overwrite: bool = False) -> dict:
     """Render `n_videos` videos of `minutes` each and write the dataset; returns the manifest.
 
     identities: framed identities, or a spec for `list_identities` (framed at `size`).
     expressions=False writes distractor-only videos and an annotation CSV with only its header.
+    A folder that already holds a dataset is refused (DatasetExistsError) unless `overwrite`, which
+    first deletes the videos of the old manifest so no stale video outlives its annotations.
     """
     if n_videos < 1 or minutes <= 0 or fps <= 0:
         raise ValueError(f"need n_videos >= 1, minutes > 0, fps > 0 (got {n_videos}, {minutes}, {fps})")
+    out_dir = Path(out_dir)
+    _clear_previous(out_dir, overwrite)
     if isinstance(identities, str):
         identities = list_identities(identities, size=size)
     params = params or SynthParams()
     config = config or load_config("live")
     sampler = AuSampler.default()
-    out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     n_frames = int(round(minutes * 60 * fps))
     plans = plan_videos(identities, n_videos, seed)
@@ -109,6 +112,24 @@ def generate_dataset(out_dir: str | Path, identities: list[Identity] | str = "as
     with open(out_dir / "manifest.json", "w") as fh:
         json.dump(manifest, fh, indent=1)
     return manifest
+
+
+class DatasetExistsError(FileExistsError):
+    """The output folder already holds a generated dataset."""
+
+
+def _clear_previous(out_dir: Path, overwrite: bool) -> None:
+    old = out_dir / "manifest.json"
+    if not old.exists() and not (out_dir / "annotations.csv").exists():
+        return
+    if not overwrite:
+        raise DatasetExistsError(f"{out_dir} already holds a dataset; choose another folder or overwrite it")
+    if old.exists():
+        with open(old) as fh:
+            for video in json.load(fh).get("videos", []):
+                (out_dir / "videos" / f"{video['video_name']}.mp4").unlink(missing_ok=True)
+    for name in ("manifest.json", "annotations.csv"):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 class _progress:
