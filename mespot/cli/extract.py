@@ -40,8 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frame rate of image folders, which carry no timestamps (default: 30)")
     parser.add_argument("--flow", choices=("dis", "tvl1"), default="dis",
                         help="optical flow: dis (default, real time) or tvl1 (the reference's, very slow)")
-    parser.add_argument("--align", choices=("pair", "frame"), default="pair",
-                        help="warp both frames of a pair with the current transform (default) or each its own")
     parser.add_argument("--crop-size", type=int, default=128, help="aligned face crop side in pixels (default: 128)")
     parser.add_argument("--tracker", metavar="FILE.task",
                         help="MediaPipe Tasks FaceLandmarker bundle instead of the built-in face mesh")
@@ -181,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--crop-size must be in 64..512, got {args.crop_size}")
         if args.tracker and not Path(args.tracker).is_file():
             raise InputError(f"tracker model {args.tracker!r} not found")
-        frontend_opts = {"flow": args.flow, "align": args.align, "crop_size": args.crop_size,
+        frontend_opts = {"flow": args.flow, "crop_size": args.crop_size,
                          "tracker": args.tracker}
         path = Path(args.source)
         from mespot.stream.sources import URL_SCHEMES

@@ -8,12 +8,12 @@ centres leave the image, a change of image size, an unusable image, or a hole in
 indices or timestamps. Each of these restarts the flow state, so no flow is ever computed across a
 gap.
 
-Alignment (`align=`):
-- `pair` (default): the previous and the current image are both warped with the CURRENT frame's
-  similarity transform, so landmark jitter cannot appear as motion; the head's own motion between
-  the two frames stays in the flow and its translation is removed by g (SPEC 2.2).
-- `frame`: each image is warped with its own transform (head motion removed by the alignment,
-  landmark jitter added to the flow).
+Alignment: the previous and the current image are both warped with the CURRENT frame's
+similarity transform, so head position, size and roll are normalised while landmark jitter cannot
+appear as motion; what the head itself moved between the two frames stays in the flow, and its
+translation is removed by g (SPEC 2.2). (Warping each image with its own transform instead was
+measured worse: on single_face.mp4 its neutral-part ROI magnitudes were 2-3x higher, and a still
+image gave 0.55 px of spurious motion against exactly 0.)
 
 Feature units: pixels of the aligned crop per frame (the crop is `crop_size` px with the outer eye
 corners 0.5 * crop_size apart). No normalisation here; training computes its own.
@@ -37,7 +37,6 @@ from mespot.stream.tracker import Tracker, make_tracker
 from mespot.types import N_ROIS, Frame, FrameFeatures
 
 STAGES = ("landmarks", "align", "flow", "roi")
-ALIGN_MODES = ("pair", "frame")
 # Order of the mapped points the front-end reads each frame.
 _USED_IBUG = ROI_IBUG + ALIGN_IBUG + NOSE_BOX_IBUG + INNER_EYE_IBUG
 _ROI = slice(0, 12)
@@ -50,8 +49,7 @@ _EYES = slice(_NOSE.stop, _NOSE.stop + 2)
 class _Previous:
     index: int
     t_source: float
-    image: np.ndarray         # the source image, BGR (used by align='pair'; never written to)
-    crop: np.ndarray          # aligned crop (used by align='frame')
+    image: np.ndarray         # copy of the source image, BGR (an owned buffer)
     eye_centre: np.ndarray
     eye_distance: float
 
@@ -68,14 +66,11 @@ class FrontEnd:
     """
 
     def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None, flow: str = "dis",
-                 crop_size: int = 128, roi_radius: int | None = None, align: str = "pair",
-                 max_jump: float = 0.25, max_faces: int = 3) -> None:
+                 crop_size: int = 128, roi_radius: int | None = None, max_jump: float = 0.25,
+                 max_faces: int = 3) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        if align not in ALIGN_MODES:
-            raise ValueError(f"unknown align mode {align!r}; valid: {', '.join(ALIGN_MODES)}")
         self.fps = float(fps)
-        self.align_mode = align
         self.max_jump = max_jump
         self.tracker = tracker if isinstance(tracker, Tracker) else make_tracker(tracker, max_faces=max_faces)
         self.flow = FlowEstimator(flow)
@@ -83,10 +78,11 @@ class FrontEnd:
         radius = roi_radius if roi_radius is not None else max(1, round(5 * crop_size / 128))
         self.roi = RoiReducer(self.aligner.crop_size, radius)
         self._mesh_idx = mesh_indices(_USED_IBUG)
-        # Crop buffers: two grey crops alternating (the previous crop stays intact), one colour.
-        self._crops = [self.aligner.new_crop(), self.aligner.new_crop()]
-        self._colour_crop = np.empty(self._crops[0].shape + (3,), np.uint8)
-        self._turn = 0
+        # Crop buffers, reused every frame (the features are computed before the next call).
+        self._crop_prev = self.aligner.new_crop()
+        self._crop_cur = self.aligner.new_crop()
+        self._colour_crop = np.empty(self._crop_cur.shape + (3,), np.uint8)
+        self._prev_image: np.ndarray | None = None
         self._shape: tuple[int, ...] | None = None
         self._prev: _Previous | None = None
         self.restarts = 0
@@ -95,7 +91,7 @@ class FrontEnd:
         """Everything that changes the features; stored in every feature file's meta."""
         return {"tracker": self.tracker.config(), "flow": self.flow.config(),
                 "crop_size": self.aligner.crop_size, "roi_radius": self.roi.radius,
-                "align": self.align_mode, "max_jump": self.max_jump, "fps": self.fps,
+                "align": "pair", "max_jump": self.max_jump, "fps": self.fps,
                 "units": "pixels of the aligned crop per frame"}
 
     def reset(self) -> None:
@@ -111,6 +107,15 @@ class FrontEnd:
         if self._prev is not None:
             self.restarts += 1
         self._prev = None
+
+    def _keep(self, frame: Frame, eye_centre: np.ndarray, eye_distance: float) -> None:
+        """Remember this frame for the next pair; the image is copied into an owned buffer, so a
+        caller may draw into or reuse `frame.image` after `process` returns."""
+        buf = self._prev_image
+        if buf is None or buf.shape != frame.image.shape:
+            buf = self._prev_image = np.empty_like(frame.image)
+        np.copyto(buf, frame.image)
+        self._prev = _Previous(frame.index, frame.t_source, buf, eye_centre, eye_distance)
 
     def _crop(self, image: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Warp the colour image (cheap at crop size) and convert only the crop to grey."""
@@ -159,26 +164,25 @@ class FrontEnd:
             shift = float(np.linalg.norm(eye_centre - prev.eye_centre))
             scale = eye_distance / max(prev.eye_distance, 1e-6)
             if shift > self.max_jump * prev.eye_distance or not 0.8 < scale < 1.25:
-                continues = False        # a jump: another face, or a tracking glitch
+                self._restart()          # a jump: another face, or a tracking glitch
+                continues = False
         if not inside or eye_distance < 8.0:
             self._restart()
             stage_ms["align"] = (time.perf_counter() - t1) * 1e3
             return self._invalid(frame, stage_ms, roi_image)
 
+        if not continues:
+            self._keep(frame, eye_centre, eye_distance)
+            stage_ms["align"] = (time.perf_counter() - t1) * 1e3
+            return self._invalid(frame, stage_ms, roi_image)
         matrix = self.aligner.transform(pts[_ALIGN])
-        crop = self._crop(image, matrix, self._crops[self._turn])
-        prev_crop = None
-        if continues:
-            prev_crop = (self._prev.crop if self.align_mode == "frame"
-                         else self._crop(self._prev.image, matrix, self._crops[self._turn ^ 1]))
-        self._turn ^= 1
+        crop = self._crop(image, matrix, self._crop_cur)
+        prev_crop = self._crop(self._prev.image, matrix, self._crop_prev)
         crop_pts = apply_transform(matrix, pts)
+        self._keep(frame, eye_centre, eye_distance)
         t2 = time.perf_counter()
         stage_ms["align"] = (t2 - t1) * 1e3
 
-        self._prev = _Previous(frame.index, frame.t_source, image, crop, eye_centre, eye_distance)
-        if prev_crop is None:
-            return self._invalid(frame, stage_ms, roi_image)
         flow = self.flow(prev_crop, crop)
         t3 = time.perf_counter()
         stage_ms["flow"] = (t3 - t2) * 1e3
