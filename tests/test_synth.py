@@ -198,6 +198,16 @@ def test_same_seed_same_bytes_different_seed_different_video(small_astronaut, tm
     assert any(not np.array_equal(x, y) for x, y in zip(a, c))
 
 
+def test_jpeg_jitter_changes_frames_deterministically_and_nothing_else(small_astronaut):
+    plain = plan_timeline(30, 30.0, 8)
+    jittered = plan_timeline(30, 30.0, 8, params=SynthParams(jpeg_quality=(40, 60)))
+    assert plain.intervals() == jittered.intervals() and np.array_equal(plain.head, jittered.head)
+    assert jittered.jpeg_quality.min() >= 40 and jittered.jpeg_quality.max() <= 60
+    a, b = FrameRenderer(small_astronaut, plain), FrameRenderer(small_astronaut, jittered)
+    assert not np.array_equal(a.frame(3), b.frame(3))
+    assert np.array_equal(b.frame(3), FrameRenderer(small_astronaut, jittered).frame(3))
+
+
 def test_dataset_annotations_match_the_planted_timelines(small_astronaut, tmp_path):
     params = SynthParams(micro_per_min=10, macro_per_min=10)
     manifest = generate_dataset(tmp_path, [small_astronaut], n_videos=2, minutes=0.2, seed=4,

@@ -57,6 +57,16 @@ def _px_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _quality_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI integers, got {text!r}") from None
+    if not 1 <= lo <= hi <= 100:
+        raise argparse.ArgumentTypeError(f"need 1 <= LO <= HI <= 100, got {text}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spot-synth", description=__doc__.split("\n\n")[0],
                                 epilog="Example: spot-synth --out data/synth --identities "
@@ -82,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="micro-expression peak displacement on a 224-px-wide face (default 1,2)")
     p.add_argument("--macro-px", type=_px_range, default=None, metavar="LO,HI",
                    help="macro-expression peak displacement on a 224-px-wide face (default 3,8)")
+    p.add_argument("--jpeg-quality", type=_quality_range, default=None, metavar="LO,HI",
+                   help="also re-encode every frame as JPEG at a random quality in LO..HI (1-100; default off)")
     p.add_argument("--config", default="live", metavar="NAME|YAML",
                    help="config whose decoding limits planted intervals respect (default live)")
     p.add_argument("--force", action="store_true",
@@ -105,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         params = replace(params, micro_peak_px=args.micro_px)
     if args.macro_px is not None:
         params = replace(params, macro_peak_px=args.macro_px)
+    if args.jpeg_quality is not None:
+        params = replace(params, jpeg_quality=args.jpeg_quality)
     try:
         config = load_config(args.config)
         identities = list_identities(args.identities, size=args.size)

@@ -173,10 +173,6 @@ class AuSampler:
             return cls(combination_counts(paths), source="+".join(p.name for p in paths))
         return cls(BUILTIN_COMBOS, source="builtin")
 
-    def combos(self, kind: str) -> list[tuple[tuple[int, ...], float]]:
-        combos, probs = self._table[kind]
-        return list(zip(combos, probs.tolist()))
-
     def sample(self, kind: str, rng: np.random.Generator) -> tuple[int, ...]:
         combos, probs = self._table[kind]
         return combos[int(rng.choice(len(combos), p=probs))]

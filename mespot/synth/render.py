@@ -3,7 +3,7 @@
 Per frame, in this order: face warp (expression + blink + talking displacement fields, one remap
 over the face box), head pose (one similarity warp of the whole frame about the face centre),
 illumination gain, sensor noise (Gaussian, seeded per frame so any frame can be re-rendered alone),
-then mp4 compression ('mp4v') when written. Output is BGR uint8 at the identity's size.
+optional JPEG re-encoding at the frame's quality, then mp4 compression ('mp4v') when written. Output is BGR uint8 at the identity's size.
 Each frame is a pure function of (identity, timeline, frame index), so a seed reproduces a video.
 """
 from __future__ import annotations
@@ -68,7 +68,13 @@ class FrameRenderer:
         img = cv2.convertScaleAbs(img, alpha=float(tl.gain[t]))
         cv2.setRNGSeed(int(tl.noise_seed + t) & 0x7FFFFFFF)
         cv2.randn(self._noise, 0.0, tl.noise_sigma)
-        return cv2.add(img, self._noise, dtype=cv2.CV_8U)
+        img = cv2.add(img, self._noise, dtype=cv2.CV_8U)
+        if tl.jpeg_quality is not None and tl.jpeg_quality[t] > 0:
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(tl.jpeg_quality[t])])
+            if not ok:
+                raise RuntimeError(f"JPEG encoding failed at quality {tl.jpeg_quality[t]}")
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return img
 
     def frames(self) -> Iterator[np.ndarray]:
         for t in range(self.timeline.n_frames):

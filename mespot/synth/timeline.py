@@ -46,6 +46,7 @@ class SynthParams:
     light_changes_per_min: float = 1.0
     noise_sigma: tuple[float, float] = (1.0, 3.0)   # grey levels
     distractor_margin_s: float = 0.3  # fast distractors (head moves, talk, light) keep this far from expressions
+    jpeg_quality: tuple[int, int] | None = None   # per-frame JPEG re-encoding at a quality in this range
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +79,8 @@ class Timeline:
     expr_amp (T,) float32 in [0, 1] and expr_index (T,) int (-1 = none) into `expressions`;
     blink (T,) eyelid closure in [0, 1]; talk_px (T,) mouth opening in 224-face pixels;
     head (T, 4) = translation x, y (face widths), rotation (degrees), log scale;
-    gain (T,) illumination multiplier; noise_sigma grey levels; noise_seed seeds the sensor noise.
+    gain (T,) illumination multiplier; noise_sigma grey levels; noise_seed seeds the sensor noise;
+    jpeg_quality (T,) int, 0 = no JPEG re-encoding of that frame.
     """
 
     n_frames: int
@@ -92,6 +94,7 @@ class Timeline:
     gain: np.ndarray
     noise_sigma: float
     noise_seed: int
+    jpeg_quality: np.ndarray | None = None
     events: dict[str, list[dict]] = field(default_factory=dict)
 
     def intervals(self) -> list[Interval]:
@@ -176,8 +179,8 @@ def plan_expressions(n_frames: int, fps: float, params: SynthParams, config: Con
                      ) -> tuple[list[Expression], np.ndarray, np.ndarray]:
     """Place non-overlapping expressions with random neutral gaps (at least `min_gap_s`).
 
-    counts: exact number per kind; None draws Poisson counts from the per-minute rates. Expressions
-    that do not fit the video are dropped (fewest neutral frames first). Returns the expressions in
+    counts: exact number per kind; None draws Poisson counts from the per-minute rates. When they do
+    not all fit the video, the last drawn are dropped until the rest fit. Returns the expressions in
     time order with expr_amp (T,) and expr_index (T,).
     """
     minutes = n_frames / fps / 60
@@ -245,9 +248,14 @@ def plan_timeline(n_frames: int, fps: float, seed: int, params: SynthParams | No
     head, head_events = distractors.head_track(n_frames, fps, params.head_moves_per_min,
                                                params.head_drift_frac, busy, rng)
     gain, light_events = distractors.light_track(n_frames, fps, params.light_changes_per_min, busy, rng)
+    noise_sigma = float(rng.uniform(*params.noise_sigma))
+    noise_seed = int(rng.integers(2**31 - 1))
+    jpeg = None   # drawn last, so enabling it leaves every other track of a seed unchanged
+    if params.jpeg_quality is not None:
+        jpeg = rng.integers(params.jpeg_quality[0], params.jpeg_quality[1] + 1, n_frames).astype(np.int32)
     return Timeline(
         n_frames=n_frames, fps=fps, expressions=planted, expr_amp=expr_amp, expr_index=expr_index,
         blink=blink, talk_px=talk, head=head.astype(np.float32), gain=gain,
-        noise_sigma=float(rng.uniform(*params.noise_sigma)), noise_seed=int(rng.integers(2**31 - 1)),
+        noise_sigma=noise_sigma, noise_seed=noise_seed, jpeg_quality=jpeg,
         events={"blinks": blink_events, "talk": talk_events, "head_moves": head_events,
                 "light_changes": light_events})
