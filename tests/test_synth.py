@@ -81,6 +81,14 @@ def test_au_counts_from_real_annotations(shared_path):
     assert (43,) not in counts["micro"]        # eye-only rows are dropped
 
 
+def test_builtin_table_is_the_real_counts(shared_path):
+    """The fallback for checkouts without ../shared is exactly the real table (combinations seen twice+)."""
+    counts = combination_counts([shared_path("data", "annotations", "casme2.csv"),
+                                 shared_path("data", "annotations", "samm_lv_25fps.csv")])
+    for kind in ("micro", "macro"):
+        assert BUILTIN_COMBOS[kind] == {c: n for c, n in counts[kind].items() if n >= 2}
+
+
 @pytest.mark.parametrize("kind", ["micro", "macro"])
 def test_profiles_follow_the_annotation_rule_and_decoding_limits(kind):
     params, config = SynthParams(), load_config("live")
