@@ -6,14 +6,19 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from mespot.config import load_config
 from mespot.data.adjacency import build_adjacency
 from mespot.data.annotations import Annotation, AnnotationSet, write_annotations
 from mespot.data.videos import VideoFeatures
 from mespot.engine.checkpoint import checkpoint_info, load_checkpoint
+from mespot.engine.model import AUWGCN
+from mespot.engine.priors import prior_adjacency
+from mespot.engine.probs import logits_to_probs
 from mespot.featurefile import FeatureFile, save_features
 from mespot.train import loso
+from mespot.train.inference import predict_probs
 from mespot.train.loso import Selection, run_loso
 from mespot.train.results import RunDirError, oracle_epoch
 
@@ -71,8 +76,17 @@ def small_config(epochs=12):
     return dataclasses.replace(cfg, train=train)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, two spinning threads slow this model ~15x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
-def loso_run(tmp_path_factory):
+def loso_run(tmp_path_factory, one_torch_thread):
     videos, annotations = make_dataset()
     cfg = small_config()
     out = tmp_path_factory.mktemp("loso")
@@ -197,7 +211,6 @@ def test_cli_reference_segments(tmp_path):
 
 
 def test_cli_adjacency(tmp_path, shared_path):
-    from mespot.engine.priors import prior_adjacency
     csv = shared_path("data", "annotations", "casme2.csv")
     assert spot_train(["adjacency", str(csv), "-o", str(tmp_path / "adj.npy")]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "adj.npy"), prior_adjacency("casme2"), atol=1e-6)
@@ -213,3 +226,19 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert spot_train(["adjacency", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "a.npy")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("spot-train: ") and err.count("\n") == 1
+
+
+def test_predict_probs_runs_are_independent_and_gaps_are_none():
+    torch.manual_seed(0)
+    model = AUWGCN().eval()
+    feats = np.random.default_rng(0).normal(size=(80, 12, 2)).astype(np.float32)
+    valid = np.ones(80, bool)
+    valid[30:35] = False
+    probs = predict_probs(model, feats, valid)
+    with torch.no_grad():
+        second_run = model(torch.from_numpy(feats[35:])[None])[0].numpy()
+    np.testing.assert_allclose(probs[35:], logits_to_probs(second_run), atol=1e-6)
+    assert (probs[30:35] == [0, 0, 1, 0, 0, 0, 1, 0]).all()
+    changed = feats.copy()
+    changed[25:30] += 5.0                          # the first run's tail must not reach the second run
+    np.testing.assert_array_equal(predict_probs(model, changed, valid)[35:], probs[35:])

@@ -39,6 +39,9 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, metavar="N", help="override train.epochs of the config")
     p.add_argument("--subjects", nargs="+", metavar="S", help="only these subjects (see each command)")
     p.add_argument("--fps", type=float, help="feature rate of --reference-segments (default: the config's fps)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's choice; 1 is often fastest for this small "
+                        "model on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
@@ -103,6 +106,11 @@ def _load(args: argparse.Namespace, console: Console):
                          f"{config.name!r} is for {config.fps:g} fps (its ranges are in feature indices)")
     if args.epochs is not None and args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+        torch.set_num_threads(args.threads)
     counts = annotations.issue_counts()
     odd = ", ".join(f"{code}: {n}" for code, n in sorted(counts.items()))
     console.print(f"{len(annotations.rows)} annotations ({odd or 'no oddities'}), {len(videos)} videos of "
