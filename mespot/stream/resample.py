@@ -80,3 +80,18 @@ class TimestampResampler:
         self._prev = frame
         self._prev_used = last_assigned is frame
         return out
+
+    def finish(self) -> list[Frame]:
+        """At the end of the stream: the ticks still pending whose nearest frame is the last one
+        (closer than half a target period)."""
+        out: list[Frame] = []
+        last = self._prev
+        if last is None:
+            return out
+        while self._tick_time(self._next_tick) < last.t_source + 0.5 / self.target_fps - 1e-9:
+            if self._prev_used:
+                self.repeated += 1
+            out.append(replace(last, index=self._next_tick))
+            self._prev_used = True
+            self._next_tick += 1
+        return out

@@ -90,6 +90,10 @@ class Source(ABC):
                 for f in out:
                     self._stats["frames_out"] += 1
                     yield f
+            if self._resampler is not None and not self._closed.is_set():
+                for f in self._resampler.finish():
+                    self._stats["frames_out"] += 1
+                    yield f
         finally:
             self._release()
 

@@ -1,0 +1,213 @@
+"""Sources on generated input: video file, image folder, resampling by timestamp, a local MJPEG
+stream that is cut and restored, broken input, and sources that cannot be opened."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from mespot.stream.capture import CaptureThread
+from mespot.stream.resample import TimestampResampler
+from mespot.stream.sources import (ImageFolderSource, LiveSource, SourceError, VideoFileSource, natural_key,
+                                   open_source)
+from mespot.types import Frame
+
+from mjpeg_server import MjpegServer
+
+
+def _numbered(i: int, size=(96, 64)) -> np.ndarray:
+    """An image whose mean grey level encodes i (survives JPEG/MJPEG compression to +-2)."""
+    w, h = size
+    return np.full((h, w, 3), 10 + 2 * (i % 120), np.uint8)
+
+
+def _number_of(image: np.ndarray) -> int:
+    return int(round((float(image.mean()) - 10) / 2))
+
+
+def _write_video(path, n: int, fps: float, size=(96, 64)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(n):
+        writer.write(_numbered(i, size))
+    writer.release()
+    return path
+
+
+def _write_folder(folder, n: int, names=lambda i: f"img_{i}.png"):
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / names(i)), _numbered(i))
+    return folder
+
+
+def test_video_file_reads_every_frame_with_file_timestamps(tmp_path):
+    path = _write_video(tmp_path / "clip.avi", 20, 30.0)
+    with open_source(str(path)) as src:
+        assert isinstance(src, VideoFileSource) and not src.is_live
+        assert src.fps == pytest.approx(30.0) and src.duration_s == pytest.approx(20 / 30)
+        frames = list(src)
+    assert [f.index for f in frames] == list(range(20))
+    assert [_number_of(f.image) for f in frames] == list(range(20))
+    np.testing.assert_allclose([f.t_source for f in frames], np.arange(20) / 30, atol=1e-3)
+    assert src.stats["frames_read"] == 20 and src.stats["errors"] == 0
+
+
+def test_video_file_realtime_is_paced_at_its_own_rate(tmp_path):
+    path = _write_video(tmp_path / "clip.avi", 12, 30.0)
+    start = time.monotonic()
+    frames = list(open_source(str(path), realtime=True))
+    elapsed = time.monotonic() - start
+    assert len(frames) == 12
+    assert elapsed >= 11 / 30 - 0.01           # the last frame is due at 11/30 s
+    gaps = np.diff([f.t_monotonic for f in frames])
+    assert np.median(gaps) == pytest.approx(1 / 30, abs=0.01)
+
+
+def test_image_folder_uses_natural_order(tmp_path):
+    folder = _write_folder(tmp_path / "seq", 12)             # img_0 .. img_11, unpadded
+    assert sorted(["img_10.png", "img_2.png", "img_1.png"], key=natural_key) == ["img_1.png", "img_2.png",
+                                                                                 "img_10.png"]
+    src = open_source(str(folder), fps=25.0)
+    assert isinstance(src, ImageFolderSource) and src.fps == 25.0
+    frames = list(src)
+    assert [_number_of(f.image) for f in frames] == list(range(12))
+    np.testing.assert_allclose([f.t_source for f in frames], np.arange(12) / 25)
+
+
+def test_corrupt_and_empty_files_are_skipped_and_counted(tmp_path):
+    folder = _write_folder(tmp_path / "seq", 6)
+    (folder / "img_2.png").write_bytes(b"\x89PNG this is not an image")
+    (folder / "img_4.png").write_bytes(b"")
+    src = open_source(str(folder))
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 1, 3, 5]          # the holes stay visible
+    assert src.stats["errors"] == 2
+
+
+def test_resolution_change_passes_through(tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_1.png"), _numbered(1, (96, 64)))
+    cv2.imwrite(str(folder / "a_2.png"), _numbered(2, (160, 120)))
+    shapes = [f.image.shape for f in open_source(str(folder))]
+    assert shapes == [(64, 96, 3), (120, 160, 3)]
+
+
+def test_resample_60_to_30_takes_every_other_frame(tmp_path):
+    folder = _write_folder(tmp_path / "seq", 60)
+    src = open_source(str(folder), fps=60.0, target_fps=30.0)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(30))
+    assert [_number_of(f.image) for f in frames] == list(range(0, 60, 2))
+    assert src.stats["dropped"] == 29 and src.stats["repeated"] == 0     # the last frame is never due
+
+
+def test_resample_24_to_30_uses_the_nearest_frame_in_time(tmp_path):
+    path = _write_video(tmp_path / "clip24.avi", 24, 24.0)
+    src = open_source(str(path), target_fps=30.0)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(30))
+    numbers = [_number_of(f.image) for f in frames]
+    for n, (k, f) in enumerate(zip(numbers, frames)):
+        assert abs(k / 24 - n / 30) <= 0.5 / 24 + 1e-6, f"tick {n} got frame {k}"
+        assert f.t_source == pytest.approx(k / 24, abs=1e-3)
+    assert sorted(set(numbers)) == list(range(24))            # every source frame used
+    assert src.stats["repeated"] == 6 and src.stats["dropped"] == 0
+
+
+def _frames_at(times) -> list[Frame]:
+    img = np.zeros((4, 4, 3), np.uint8)
+    return [Frame(index=i, image=img, t_monotonic=0.0, t_wall=0.0, t_source=t) for i, t in enumerate(times)]
+
+
+def test_resampler_follows_timestamps_not_counts():
+    # A variable-rate source: the tick grid stays at 30 fps whatever the arrival pattern.
+    times = [0.0, 0.010, 0.034, 0.070, 0.099, 0.131, 0.170, 0.200]
+    r = TimestampResampler(30.0)
+    out = [g for f in _frames_at(times) for g in r.push(f)]
+    assert [g.index for g in out] == list(range(len(out)))
+    for g in out:
+        assert abs(g.t_source - g.index / 30) <= 0.5 / 30
+
+
+def test_resampler_leaves_a_hole_instead_of_bridging_it():
+    times = list(np.arange(10) / 30) + list(1.0 + np.arange(5) / 30)   # 0.7 s with no frames
+    r = TimestampResampler(30.0, max_gap_s=0.25)
+    out = [g for f in _frames_at(times) for g in r.push(f)]
+    indices = [g.index for g in out]
+    assert indices[:10] == list(range(10)) and indices[10:] == list(range(30, 35))
+    assert r.skipped_ticks == 20
+
+
+def test_resampler_drops_frames_whose_time_goes_backwards():
+    r = TimestampResampler(30.0)
+    out = [g for f in _frames_at([0.0, 1 / 30, 0.5 / 30, 2 / 30]) for g in r.push(f)]
+    assert [g.index for g in out] == [0, 1, 2] and r.dropped == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mjpeg_stream_cut_and_restored_reconnects(tmp_path):
+    server = MjpegServer(fps=30.0)
+    try:
+        src = open_source(server.url, open_timeout_s=2.0, read_timeout_s=2.0, backoff_s=0.1,
+                          reconnect_timeout_s=15.0)
+        assert isinstance(src, LiveSource) and src.is_live and src.duration_s is None
+        capture = CaptureThread(src)
+        assert capture.policy == "drop_oldest"
+        got = []
+        deadline = time.monotonic() + 30
+        restorer = None
+        while len(got) < 40 and time.monotonic() < deadline:
+            frame = capture.get(timeout=5.0)
+            assert frame is not None, "stream stalled"
+            got.append(frame)
+            if len(got) == 15:
+                server.cut()                                  # the network goes away ...
+                restorer = threading.Timer(0.8, server.restore)  # ... and comes back
+                restorer.start()
+        capture.stop()
+        assert len(got) == 40
+        assert src.stats["reconnects"] >= 1
+        gaps = np.diff([f.t_source for f in got])
+        assert gaps.max() >= 0.7                              # the outage shows in the timestamps
+        assert np.all(gaps > 0)
+    finally:
+        if restorer is not None:
+            restorer.join()
+        server.close()
+
+
+def test_unopenable_sources_raise_source_error(tmp_path):
+    (tmp_path / "not_a_video.mp4").write_text("hello")
+    (tmp_path / "empty").mkdir()
+    cases = [str(tmp_path / "missing.mp4"), str(tmp_path / "not_a_video.mp4"), str(tmp_path / "empty"),
+             f"http://127.0.0.1:{_free_port()}/stream.mjpg"]
+    for spec in cases:
+        with pytest.raises(SourceError) as err:
+            open_source(spec, **({"open_timeout_s": 1.0} if spec.startswith("http") else {}))
+        assert "\n" not in str(err.value)
+
+
+def test_camera_that_is_not_there_raises_source_error():
+    with pytest.raises(SourceError, match="camera 97"):
+        open_source("97")
+
+
+def test_frames_carry_capture_timestamps(tmp_path):
+    path = _write_video(tmp_path / "clip.avi", 3, 30.0)
+    before_m, before_w = time.monotonic(), time.time()
+    frames = list(open_source(str(path)))
+    for f in frames:
+        assert before_m <= f.t_monotonic <= time.monotonic()
+        assert before_w - 1 <= f.t_wall <= time.time() + 1
+    assert replace(frames[0], index=5).index == 5
