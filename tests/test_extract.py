@@ -70,6 +70,7 @@ def test_dataset_tree_parallel_and_resumable(tmp_path):
     (["{tmp}/data", "-o", "{tmp}/x.npz"], "must be a folder"),
     (["{tmp}/clip.avi", "-o", "{tmp}/x.npz", "--config", "nonsense"], "no config"),
     (["{tmp}/clip.avi", "-o", "{tmp}/x.npz", "--fps", "0"], "positive"),
+    (["{tmp}/clip.avi", "-o", "{tmp}/x.npz", "--tracker", "{tmp}/none.task"], "not found"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (tmp_path / "text.mp4").write_text("not a video")

@@ -92,3 +92,16 @@ def test_tracker_follows_the_largest_face_of_a_group(shared_path):
         b = face_box(mesh)
         assert np.linalg.norm(np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]) - centre) < 0.5 * width
     tracker.close()
+
+
+def test_tracker_choice_errors_are_clear(tmp_path):
+    from mespot.stream.tracker import TrackerError, make_tracker
+
+    with pytest.raises(TrackerError, match="not found"):
+        make_tracker(str(tmp_path / "face_landmarker.task"))
+    bogus = tmp_path / "bogus.task"
+    bogus.write_bytes(b"not a model bundle")
+    with pytest.raises(TrackerError, match="cannot load FaceLandmarker"):
+        make_tracker(str(bogus))
+    with pytest.raises(TrackerError, match="valid: 'mesh'"):
+        make_tracker("dlib")

@@ -177,8 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--fps and --image-fps must be positive")
         if not 64 <= args.crop_size <= 512:
             raise InputError(f"--crop-size must be in 64..512, got {args.crop_size}")
-        if args.tracker and not Path(args.tracker).is_file():
-            raise InputError(f"tracker model {args.tracker!r} not found")
+        if args.tracker:
+            from mespot.stream.tracker import TrackerError, make_tracker
+            try:
+                make_tracker(args.tracker).close()      # fail here, not in every worker
+            except TrackerError as exc:
+                raise InputError(str(exc)) from None
         frontend_opts = {"flow": args.flow, "crop_size": args.crop_size,
                          "tracker": args.tracker}
         path = Path(args.source)
