@@ -1,0 +1,99 @@
+"""The physical floor of the live loop: the landmark model alone and the flow alone, same frames.
+
+Nothing in the loop can be faster than finding the face and computing its motion, so the loop is
+judged against the per-frame sum of those two, measured in isolation:
+- decode: reading one frame from the file (happens on the capture thread, before the capture stamp);
+- landmarks: a fresh tracker's `track(image)` on each decoded frame, nothing else running;
+- flow: a fresh DIS estimator on the very aligned crop pairs the front-end built from those frames
+  (flow 0 for a frame that starts a track, as in the loop);
+- floor = landmarks + flow per frame.
+Beside it the peer figure: the reference's TV-L1 (OpenCV-contrib CPU, its defaults, which match
+the reference's CUDA settings) on the first of the same crop pairs.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mespot.bench.liveloop import summarize
+
+
+class _CropPairRecorder:
+    """Stands in for the front-end's flow estimator: records each crop pair, then computes the flow."""
+
+    def __init__(self, estimator) -> None:
+        self.estimator = estimator
+        self.pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.frame_index = -1
+
+    def __call__(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        self.pairs[self.frame_index] = (prev.copy(), cur.copy())
+        return self.estimator(prev, cur)
+
+
+def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None = None,
+                  tvl1_pairs: int = 5) -> dict:
+    """Decode, landmarks alone, flow alone and their per-frame sum (floor), plus TV-L1 on
+    `tvl1_pairs` pairs; percentile dicts as mespot.bench.liveloop.summarize, `frames` counted."""
+    from mespot.stream.flow import FlowEstimator
+    from mespot.stream.frontend import FrontEnd
+    from mespot.stream.sources import open_source
+    from mespot.stream.tracker import make_tracker
+
+    tracker = make_tracker(None)
+    frontend = FrontEnd(fps)
+    recorder = _CropPairRecorder(frontend.flow)
+    frontend.flow = recorder
+    decode_ms, landmarks_ms, indices = [], [], []
+    source = open_source(source_spec, target_fps=fps)
+    try:
+        frames = iter(source)
+        while max_frames is None or len(indices) < max_frames:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            tracker.track(frame.image)
+            t2 = time.perf_counter()
+            decode_ms.append((t1 - t0) * 1e3)
+            landmarks_ms.append((t2 - t1) * 1e3)
+            indices.append(frame.index)
+            recorder.frame_index = frame.index
+            frontend.process(frame)
+    finally:
+        source.close()
+        tracker.close()
+        frontend.close()
+
+    dis = FlowEstimator("dis")
+    flow_by_index = {}
+    for index, (prev, cur) in recorder.pairs.items():
+        t0 = time.perf_counter()
+        dis(prev, cur)
+        flow_by_index[index] = (time.perf_counter() - t0) * 1e3
+    flow_ms = [flow_by_index.get(i, 0.0) for i in indices]
+    floor_ms = [lm + fl for lm, fl in zip(landmarks_ms, flow_ms)]
+
+    tvl1 = FlowEstimator("tvl1")
+    tvl1_ms = []
+    for prev, cur in list(recorder.pairs.values())[:tvl1_pairs]:
+        t0 = time.perf_counter()
+        tvl1(prev, cur)
+        tvl1_ms.append((time.perf_counter() - t0) * 1e3)
+    crop = next(iter(recorder.pairs.values()))[0].shape if recorder.pairs else None
+    dis_pairs = [flow_by_index[i] for i in list(recorder.pairs)[:tvl1_pairs]]
+    ratio = (float(np.median(tvl1_ms)) / float(np.median(dis_pairs))
+             if tvl1_ms and dis_pairs and np.median(dis_pairs) > 0 else None)
+    return {
+        "frames": len(indices),
+        "flow_pairs": len(recorder.pairs),
+        "crop_px": list(crop) if crop else None,
+        "decode": summarize(decode_ms),
+        "landmarks": summarize(landmarks_ms),
+        "flow": summarize(flow_by_index.values()),
+        "floor": summarize(floor_ms),
+        "tvl1": {"pairs": len(tvl1_ms), **summarize(tvl1_ms),
+                 "ratio_to_dis": round(ratio, 1) if ratio is not None else None},
+    }

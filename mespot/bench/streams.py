@@ -1,0 +1,182 @@
+"""`spot-bench streams`: how many concurrent 30 fps 640x480 streams this machine sustains, no drops.
+
+Every stream is the real live loop (mespot.bench.liveloop.run_live_loop) on its own camera-paced
+copy of a 640x480 clip: frames are released at 30 fps and the capture queue drops the oldest frame
+when its loop falls behind, exactly as with a camera. N streams are sustained when, over
+`--seconds`, no stream drops a frame and every stream processes every frame.
+
+Two ways to run N streams, both measured (the live pipeline is one stream per loop; spot-live runs
+one per process):
+- `process`: one process per stream, each with its own runtime (what N spot-live instances do);
+- `thread`: one process, one loop thread per stream, all sharing ONE runtime (ONNX Runtime sessions
+  are safe to call from several threads; the landmark model and flow release the GIL while they run).
+N rises from 1 until a trial drops frames or `--max` is reached. Target (issue 6): at least 4.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+TARGET_STREAMS = 4
+MODES = ("process", "thread")
+START_TIMEOUT_S = 300.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max", type=int, default=8, help="most streams tried (default 8)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each trial (default 10 s)")
+    parser.add_argument("--mode", choices=(*MODES, "both"), default="both",
+                        help="one process per stream, threads sharing one runtime, or both (default)")
+    parser.add_argument("--source", help="video file or image folder played by every stream "
+                                         "(default: a generated 640x480 clip)")
+    parser.add_argument("--model", type=Path, help="ONNX model (default: the shipped one)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write every trial as JSON")
+
+
+def _process_stream(source: str, model: str, frames: int, barrier, results) -> None:
+    """Entry point of one stream's process: open its runtime, wait for the others, run, report."""
+    from mespot.bench.liveloop import run_live_loop
+    from mespot.engine.runtime import open_runtime
+
+    try:
+        runtime = open_runtime(model, "onnx", "cpu", threads=1)
+        runtime.warm_up()
+        barrier.wait(START_TIMEOUT_S)
+        results.put(run_live_loop(source, runtime, realtime=True, max_frames=frames).to_dict(with_events=False))
+    except BaseException as exc:       # reported to the parent, which fails the trial
+        barrier.abort()
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def trial_processes(n: int, source: str, model: Path, frames: int) -> list[dict]:
+    ctx = mp.get_context("spawn")     # mediapipe's graph threads do not survive fork
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_process_stream, args=(source, str(model), frames, barrier, results))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=START_TIMEOUT_S + frames) for _ in procs]
+    for p in procs:
+        p.join()
+    return out
+
+
+def trial_threads(n: int, source: str, runtime, frames: int) -> list[dict]:
+    from mespot.bench.liveloop import run_live_loop
+
+    out: list[dict] = [{} for _ in range(n)]
+    barrier = threading.Barrier(n)
+
+    def stream(k: int) -> None:
+        try:
+            barrier.wait(START_TIMEOUT_S)
+            out[k] = run_live_loop(source, runtime, realtime=True, max_frames=frames,
+                                   stream=f"bench-{k}").to_dict(with_events=False)
+        except BaseException as exc:
+            barrier.abort()
+            out[k] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    threads = [threading.Thread(target=stream, args=(k,), name=f"bench-stream-{k}") for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def judge(n: int, streams: list[dict], frames: int) -> dict:
+    """A trial's verdict: sustained when every stream ran, saw every frame and dropped none."""
+    errors = [s["error"] for s in streams if "error" in s]
+    ok = [s for s in streams if "error" not in s]
+    dropped = sum(s["dropped"] for s in ok)
+    short = sum(max(0, frames - s["frames"]) for s in ok)
+    e2e = [s["end_to_end"] for s in ok if s["end_to_end"].get("n")]
+    return {
+        "streams": n,
+        "sustained": not errors and dropped == 0 and short == 0,
+        "dropped": dropped,
+        "frames_missing": short,
+        "errors": errors,
+        "fps_min": min((s["fps"] for s in ok), default=None),
+        "end_to_end_p50_ms_worst": max((p["p50_ms"] for p in e2e), default=None),
+        "end_to_end_p99_ms_worst": max((p["p99_ms"] for p in e2e), default=None),
+        "per_stream": [{k: s.get(k) for k in ("frames", "dropped", "fps", "end_to_end", "error")} for s in streams],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from mespot.bench.liveloop import open_bench_runtime, render_bench_clip, resolve_models
+    from mespot.bench.machine import describe_machine, load_average, one_line
+    from mespot.stream.sources import SourceError, open_source
+
+    if args.max < 1 or args.seconds < 1:
+        print("spot-bench streams: --max must be >= 1 and --seconds >= 1", file=sys.stderr)
+        return 2
+    if args.model is not None and not args.model.is_file():
+        print(f"spot-bench streams: --model {args.model}: no such file", file=sys.stderr)
+        return 2
+    console = Console()
+    machine = describe_machine()
+    frames = int(round(args.seconds * 30.0))
+    modes = MODES if args.mode == "both" else (args.mode,)
+    result = {"bench": "streams", "target_streams": TARGET_STREAMS, "seconds": args.seconds, "fps": 30.0,
+              "modes": {}, "machine": machine}
+    with tempfile.TemporaryDirectory(prefix="mespot-streams-") as tmp:
+        try:
+            models = resolve_models(args.model, None, Path(tmp))
+            if args.source:
+                source = args.source
+                open_source(source).close()
+            else:
+                with console.status(f"rendering a {frames}-frame 640x480 clip ..."):
+                    source = str(render_bench_clip(Path(tmp) / "streams.mp4", frames)[0])
+        except (SourceError, FileNotFoundError) as exc:
+            print(f"spot-bench streams: {exc}", file=sys.stderr)
+            return 2
+        result["source"] = args.source or f"generated 640x480 clip, {frames} frames"
+        result["model"] = {"path": str(models.onnx), "trained": models.trained, "note": models.note}
+        shared = open_bench_runtime(models, "onnx") if "thread" in modes else None
+        with Progress(console=console, refresh_per_second=2, transient=True) as progress:
+            for mode in modes:
+                task = progress.add_task(f"{mode}: 1..{args.max} streams", total=args.max)
+                trials = []
+                for n in range(1, args.max + 1):
+                    streams = (trial_processes(n, source, models.onnx, frames) if mode == "process"
+                               else trial_threads(n, source, shared, frames))
+                    trials.append(judge(n, streams, frames))
+                    progress.advance(task)
+                    if not trials[-1]["sustained"]:
+                        break
+                sustained = [t["streams"] for t in trials if t["sustained"]]
+                result["modes"][mode] = {"max_streams": max(sustained, default=0),
+                                         "limit_reached": trials[-1]["sustained"], "trials": trials}
+    result["max_streams"] = max(m["max_streams"] for m in result["modes"].values())
+    result["target_met"] = result["max_streams"] >= TARGET_STREAMS
+    result["load_avg_end"] = load_average()
+    for mode, m in result["modes"].items():
+        last = m["trials"][-1]
+        why = ("--max reached, the limit may be higher" if m["limit_reached"] else
+               f"{last['streams']} streams: {last['dropped']} frames dropped, {last['frames_missing']} missing"
+               + (f", errors: {'; '.join(last['errors'])}" if last["errors"] else ""))
+        console.print(f"{mode}: {m['max_streams']} concurrent 30 fps streams without drops ({why})")
+        for t in m["trials"]:
+            console.print(f"  {t['streams']} streams: dropped {t['dropped']}, slowest fps {t['fps_min']}, "
+                          f"worst end-to-end p50 {t['end_to_end_p50_ms_worst']} ms, "
+                          f"p99 {t['end_to_end_p99_ms_worst']} ms")
+    verdict = "PASS" if result["target_met"] else "MISS"
+    console.print(f"target >= {TARGET_STREAMS} streams: {verdict} (best {result['max_streams']}, margin "
+                  f"{result['max_streams'] - TARGET_STREAMS:+d})")
+    console.print(f"machine: {one_line(machine)}; load at end {result['load_avg_end']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        console.print(f"wrote {args.json}")
+    return 0
