@@ -81,9 +81,11 @@ class Subscriber:
             yield message
 
     def close(self) -> None:
+        """Close the socket (pending messages are discarded); safe to call twice."""
         if not self._socket.closed:
             self._socket.close(linger=0)
-        self._context.term()
+        if not self._context.closed:
+            self._context.term()
 
     def __enter__(self) -> "Subscriber":
         return self

@@ -121,8 +121,10 @@ def test_stop_from_another_thread_decides_pending_and_ends(tmp_path):
     timer.join()
     assert summary.state == "ended" and 40 < summary.frames < 2000
     assert [(i.onset, i.apex, i.offset) for i in summary.intervals] == [(30, 34, 40)]
-    last = _recorded(tmp_path)[-1]
-    assert last["state"] == "ended" and last["frames"] == summary.frames
+    messages = _recorded(tmp_path)
+    assert messages[-1]["state"] == "ended" and messages[-1]["frames"] == summary.frames
+    assert not any(m["topic"] == "score" for m in messages), "score_rate_hz=0 publishes no scores"
+    assert pipeline._scores == [], "and keeps none either (an endless stream would grow them)"
 
 
 def test_demo_matching_pairs_each_planted_with_its_best_detection():

@@ -167,7 +167,8 @@ class LivePipeline:
                     continue
                 self._process(frame)
             rows = self.engine.flush()
-            self._scores.extend((i, True, row) for i, row in rows)
+            if self.score_period_s is not None:
+                self._scores.extend((i, True, row) for i, row in rows)
             self._publish_intervals(self._decide(rows, end_run=True, final=True))
             self._publish_scores()
             self._publish_status("ended")
@@ -201,9 +202,10 @@ class LivePipeline:
         self._face_present = bool(features.valid) or (
             features.roi_centres is not None and bool(np.isfinite(features.roi_centres).all()))
         self._last_frame_at = t_taken
-        if not features.valid:
-            self._scores.append((features.index, False, None))
-        self._scores.extend((i, True, row) for i, row in rows)
+        if self.score_period_s is not None:
+            if not features.valid:
+                self._scores.append((features.index, False, None))
+            self._scores.extend((i, True, row) for i, row in rows)
         self._publish_intervals(intervals)
         now = time.monotonic()
         if self.score_period_s is not None and now - self._last_scores_at >= self.score_period_s:
@@ -255,8 +257,7 @@ class LivePipeline:
                 observer.on_interval(interval, message)
 
     def _publish_scores(self) -> None:
-        if self.score_period_s is None or not self._scores:
-            self._scores.clear()
+        if not self._scores:
             return
         entries = sorted(self._scores, key=lambda e: e[0])
         self._scores = []
