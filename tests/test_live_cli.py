@@ -176,16 +176,29 @@ def _check_recording(path: Path, frames: int | None = None) -> list[dict]:
     return messages
 
 
-def test_spot_live_on_single_face_clip(shared_path, model_path, tmp_path):
+def test_spot_live_on_single_face_clip_with_spot_sub(shared_path, model_path, tmp_path):
+    """spot-live on a real clip, with a spot-sub process subscribed before it streams
+    (--wait-subscriber): the subscriber gets exactly the recorded intervals and the end."""
     clip = shared_path("media", "single_face.mp4")
-    rec = tmp_path / "run.jsonl"
-    proc = _spot_live("--source", clip, "--model", model_path, "--no-ui", "--record", rec,
-                      "--pub", free_tcp_endpoint())
-    out, err = proc.communicate(timeout=120)
+    rec, got = tmp_path / "run.jsonl", tmp_path / "sub.jsonl"
+    endpoint = free_tcp_endpoint()
+    sub = subprocess.Popen([sys.executable, "-m", "mespot.cli.sub", "--endpoint", endpoint,
+                            "--jsonl", str(got), "--timeout", "60"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc = _spot_live("--source", clip, "--model", model_path, "--no-ui", "--record", rec,
+                          "--pub", endpoint, "--wait-subscriber", 60)
+        out, err = proc.communicate(timeout=120)
+        sub_out, sub_err = sub.communicate(timeout=30)
+    finally:
+        sub.kill()
     assert proc.returncode == 0, err
+    assert sub.returncode == 0 and "stopped: publisher ended" in sub_err, sub_err
     messages = _check_recording(rec, frames=72)
     assert messages[-1]["valid_frames"] >= 70, "every frame but the first has a face"
     assert "single_face: ended; 72 frames" in out
+    assert [json.loads(line) for line in got.read_text().splitlines()] == \
+        [m for m in messages if m["topic"] == "interval"]
 
 
 @pytest.fixture(scope="module")
