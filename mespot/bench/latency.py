@@ -39,7 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with :cuda for a GPU (e.g. onnx,torch or onnx:cuda); default onnx")
     parser.add_argument("--frames", type=int, default=300,
                         help="frames per run (the generated clip's length; default 300 = 10 s)")
-    parser.add_argument("--fps", type=float, default=30.0, help="camera / model rate (default 30)")
     parser.add_argument("--model", type=Path, help="ONNX model (default: the shipped one)")
     parser.add_argument("--checkpoint", type=Path, help="mespot checkpoint for --backend torch")
     parser.add_argument("--model-calls", type=int, default=500,
@@ -78,8 +77,8 @@ def parse_backends(text: str) -> list[str]:
 def _check_args(args) -> list[str]:
     if args.frames < 12:
         raise UsageError(f"--frames must be at least 12 (the model needs 11), got {args.frames}")
-    if args.fps <= 0 or args.model_calls < 1 or args.tvl1_pairs < 0:
-        raise UsageError("--fps and --model-calls must be positive, --tvl1-pairs >= 0")
+    if args.model_calls < 1 or args.tvl1_pairs < 0:
+        raise UsageError("--model-calls must be positive, --tvl1-pairs >= 0")
     for flag, path in (("--model", args.model), ("--checkpoint", args.checkpoint)):
         if path is not None and not path.is_file():
             raise UsageError(f"{flag} {path}: no such file")
@@ -118,8 +117,7 @@ def _run_backend(spec, models, source, args, progress) -> dict:
     modes = [m for m, skip in (("realtime", args.fast_only), ("fast", args.realtime_only)) if not skip]
     for mode in modes:
         task = progress.add_task(f"{spec}: live loop, {mode}", total=args.frames)
-        loop = run_live_loop(source, runtime, realtime=mode == "realtime", fps=args.fps,
-                             max_frames=args.frames, progress=lambda: progress.advance(task))
+        loop = run_live_loop(source, runtime, realtime=mode == "realtime", max_frames=args.frames, progress=lambda: progress.advance(task))
         out[mode] = loop.to_dict()
         out[f"_{mode}_stage_ms"] = loop.stage_ms          # raw values for the plot, not written
     task = progress.add_task(f"{spec}: model alone", total=None)
@@ -128,7 +126,7 @@ def _run_backend(spec, models, source, args, progress) -> dict:
     return out
 
 
-def compose(backends: dict, physical: dict, *, source: str, models, machine: dict, args) -> dict:
+def compose(backends: dict, physical: dict, *, source: str, models, machine: dict, fps: float, args) -> dict:
     """The result JSON: top level from the first backend that ran (its realtime run if any)."""
     from mespot.bench.machine import load_average
 
@@ -161,7 +159,7 @@ def compose(backends: dict, physical: dict, *, source: str, models, machine: dic
         "backends": {k: {m: v for m, v in x.items() if not m.startswith("_")} for k, x in backends.items()},
         "machine": machine,
         "load_avg_end": load_average(),
-        "settings": {"frames": args.frames, "fps": args.fps, "backends": list(backends),
+        "settings": {"frames": args.frames, "fps": fps, "backends": list(backends),
                      "model_calls": args.model_calls, "seed": args.seed},
     }
     if first == TARGET_BACKEND and result["mode"] == "realtime":
@@ -263,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
     from mespot.bench.floor import measure_floor
     from mespot.bench.liveloop import render_bench_clip, resolve_models
     from mespot.bench.machine import describe_machine
+    from mespot.config import load_config
     from mespot.engine.runtime.base import RuntimeUnavailable
     from mespot.stream.sources import SourceError
 
@@ -273,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"spot-bench latency: {exc}", file=sys.stderr)
         return 2
     machine = describe_machine()
+    fps = load_config("live").fps            # spot-live's default rate: camera and model
     with tempfile.TemporaryDirectory(prefix="mespot-bench-") as tmp:
         try:
             models = resolve_models(args.model, args.checkpoint, Path(tmp))
@@ -280,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
                 source, what = args.source, args.source
             else:
                 with console.status(f"rendering a {args.frames}-frame 640x480 clip ..."):
-                    clip, planted = render_bench_clip(Path(tmp) / "bench.mp4", args.frames, args.fps, args.seed)
+                    clip, planted = render_bench_clip(Path(tmp) / "bench.mp4", args.frames, fps, args.seed)
                 source = str(clip)
                 what = f"generated 640x480 clip, {args.frames} frames, {planted} planted expressions"
             backends: dict[str, dict] = {}
@@ -295,12 +295,12 @@ def run(args: argparse.Namespace) -> int:
                         print(f"spot-bench latency: {spec}: {b['error']}", file=sys.stderr)
                     return 2
                 task = progress.add_task("floor: landmarks and flow alone, TV-L1", total=None)
-                physical = measure_floor(source, fps=args.fps, max_frames=args.frames, tvl1_pairs=args.tvl1_pairs)
+                physical = measure_floor(source, fps=fps, max_frames=args.frames, tvl1_pairs=args.tvl1_pairs)
                 progress.remove_task(task)
         except (SourceError, FileNotFoundError) as exc:
             print(f"spot-bench latency: {exc}", file=sys.stderr)
             return 2
-    result = compose(backends, physical, source=what, models=models, machine=machine, args=args)
+    result = compose(backends, physical, source=what, models=models, machine=machine, fps=fps, args=args)
     print_report(console, result, backends)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

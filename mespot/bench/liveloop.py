@@ -197,16 +197,15 @@ class LoopResult:
         return out
 
 
-def run_live_loop(source_spec: str, runtime, *, realtime: bool, fps: float = 30.0,
-                  max_frames: int | None = None, endpoint: str = "tcp://127.0.0.1:*",
+def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int | None = None, endpoint: str = "tcp://127.0.0.1:*",
                   stream: str = BENCH_STREAM, progress=None) -> LoopResult:
     """Run the live loop once over `source_spec` with `runtime` (shared, not closed here).
 
-    The decoding parameters are the model's own (its metadata config), as in spot-live.
+    Built as spot-live builds it with its default `--config live` (decoding, rate) and score rate;
     `progress()` is called after each frame (progress bars).
     """
+    from mespot.config import load_config
     from mespot.engine.online import OnlineEngine
-    from mespot.engine.runtime.metadata import metadata_config
     from mespot.stream.capture import CaptureThread
     from mespot.stream.frontend import FrontEnd
     from mespot.stream.peakpicker import CausalPeakPicker
@@ -214,12 +213,12 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, fps: float = 30.
     from mespot.stream.sinks import MessageBus, ZmqPublisher
     from mespot.stream.sources import open_source
 
-    config = metadata_config(runtime.metadata)
+    config = load_config("live")
     recorder = LoopRecorder(max_frames, progress)
-    frontend = FrontEnd(fps)
+    frontend = FrontEnd(config.fps)
     publisher = ZmqPublisher(endpoint, linger_ms=0)
     try:
-        source = open_source(source_spec, realtime=realtime, target_fps=fps)
+        source = open_source(source_spec, realtime=realtime, target_fps=config.fps)
         capture = CaptureThread(source, policy="drop_oldest" if realtime else "block")
         pipeline = LivePipeline(capture, frontend, OnlineEngine(runtime), CausalPeakPicker(config),
                                 MessageBus([publisher], stream), config=config, source=source,

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 
 TARGET_STREAMS = 4
+STREAM_FPS = 30.0            # each stream: a 30 fps 640x480 camera (issue 6)
 MODES = ("process", "thread")
 START_TIMEOUT_S = 300.0
 
@@ -125,9 +126,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console = Console()
     machine = describe_machine()
-    frames = int(round(args.seconds * 30.0))
+    frames = int(round(args.seconds * STREAM_FPS))
     modes = MODES if args.mode == "both" else (args.mode,)
-    result = {"bench": "streams", "target_streams": TARGET_STREAMS, "seconds": args.seconds, "fps": 30.0,
+    result = {"bench": "streams", "target_streams": TARGET_STREAMS, "seconds": args.seconds, "fps": STREAM_FPS,
               "modes": {}, "machine": machine}
     with tempfile.TemporaryDirectory(prefix="mespot-streams-") as tmp:
         try:
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 open_source(source).close()
             else:
                 with console.status(f"rendering a {frames}-frame 640x480 clip ..."):
-                    source = str(render_bench_clip(Path(tmp) / "streams.mp4", frames)[0])
+                    source = str(render_bench_clip(Path(tmp) / "streams.mp4", frames, STREAM_FPS)[0])
         except (SourceError, FileNotFoundError) as exc:
             print(f"spot-bench streams: {exc}", file=sys.stderr)
             return 2
