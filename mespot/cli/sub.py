@@ -36,7 +36,7 @@ def _positive(kind):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="spot-sub", description=__doc__.splitlines()[0],
+        prog="spot-sub", description=__doc__.splitlines()[0].replace("`", ""),
         epilog="Message fields: docs/protocol.md. Example: spot-sub --csv found.csv --count 10")
     p.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
                    help=f"publisher to connect to, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
