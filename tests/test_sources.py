@@ -187,6 +187,39 @@ def test_mjpeg_stream_cut_and_restored_reconnects(tmp_path):
         server.close()
 
 
+def test_stream_that_never_returns_gives_up_after_the_reconnect_timeout():
+    server = MjpegServer(fps=30.0)
+    try:
+        src = open_source(server.url, open_timeout_s=1.0, read_timeout_s=1.0, backoff_s=0.05,
+                          max_backoff_s=0.4, reconnect_timeout_s=1.0)
+        frames = 0
+        start = None
+        for _ in src:
+            frames += 1
+            if frames == 5:
+                server.cut()
+                start = time.monotonic()
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert frames >= 5 and src.stats["reconnects"] == 0
+    assert 1.0 <= elapsed < 4.0                # gave up after the timeout, plus at most one back-off
+
+
+def test_damaged_video_file_never_crashes(tmp_path):
+    path = _write_video(tmp_path / "clip.avi", 30, 30.0)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = bytes(3000)          # wipe part of the frames in the middle
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    src = open_source(str(damaged))
+    frames = list(src)
+    assert 10 <= len(frames) <= 30
+    assert all(f.image.shape == (64, 96, 3) for f in frames)
+    assert [f.index for f in frames] == sorted(f.index for f in frames)
+
+
 def test_unopenable_sources_raise_source_error(tmp_path):
     (tmp_path / "not_a_video.mp4").write_text("hello")
     (tmp_path / "empty").mkdir()
