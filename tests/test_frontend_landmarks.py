@@ -105,3 +105,17 @@ def test_tracker_choice_errors_are_clear(tmp_path):
         make_tracker(str(bogus))
     with pytest.raises(TrackerError, match="valid: 'mesh'"):
         make_tracker("dlib")
+
+
+def test_follow_window_contains_the_face_stays_in_the_image_and_recentres():
+    tracker = MediaPipeMeshTracker()
+    face = _square(600, 100, 40)                     # near the right edge of a 640x480 image
+    tracker._window = window = tracker._window_for(face, 640, 480)
+    x0, y0, x1, y1 = window
+    assert 0 <= x0 and 0 <= y0 and x1 <= 640 and y1 <= 480
+    assert x1 - x0 == y1 - y0 == int(2.2 * 80)
+    assert x0 <= 560 and 640 <= x1                   # the face box is inside
+    assert not tracker._drifted(_square(598, 101, 40), 640, 480)      # small motion: window stays
+    assert tracker._drifted(_square(530, 100, 40), 640, 480)          # drifted: re-centre
+    assert tracker._drifted(_square(600, 100, 70), 640, 480)          # grew: re-size
+    tracker.close()

@@ -167,13 +167,13 @@ class MediaPipeMeshTracker(Tracker):
         return left, top, left + sw, top + sh
 
     def _drifted(self, face: np.ndarray, w: int, h: int) -> bool:
-        x0, y0, x1, y1 = face_box(face)
+        """True when the window the face would get now is far from the current one: moved by
+        more than 12 % of its side, or a size ratio outside 0.7..1.4."""
         wx0, wy0, wx1, wy1 = self._window
-        side = max(x1 - x0, y1 - y0)
-        off = max(abs((x0 + x1 - wx0 - wx1) / 2), abs((y0 + y1 - wy0 - wy1) / 2))
-        ideal = self._window_for(face, w, h)
-        return off > 0.12 * max(wx1 - wx0, wy1 - wy0) or not 0.7 < (ideal[2] - ideal[0]) / max(wx1 - wx0, 1) < 1.4 \
-            or side > 0.8 * min(wx1 - wx0, wy1 - wy0)
+        ix0, iy0, ix1, iy1 = self._window_for(face, w, h)
+        side = max(wx1 - wx0, 1)
+        shift = max(abs(ix0 - wx0), abs(iy0 - wy0))
+        return shift > 0.12 * side or not 0.7 < (ix1 - ix0) / side < 1.4
 
     def track(self, image_bgr: np.ndarray) -> np.ndarray | None:
         h, w = image_bgr.shape[:2]
