@@ -154,3 +154,73 @@ def test_stalled_subscriber_neither_slows_publishing_nor_starves_others():
         if stalled is not None:
             stalled.close()
         bus.end()
+
+
+def test_stalled_subscriber_does_not_raise_the_loops_publish_stage():
+    """The live loop's own `publish` stage per frame (a score batch every frame, plus status and
+    intervals), with a healthy subscriber, then with a muted one added: medians compared (no
+    absolute threshold)."""
+    from live_fakes import ListCapture, TableEngine, TableFrontEnd
+    from mespot.config import load_config
+    from mespot.stream.peakpicker import CausalPeakPicker
+    from mespot.stream.pipeline import LivePipeline, PipelineObserver
+    from test_peakpicker import _planted_probs
+
+    config = load_config("casme2")
+    probs = _planted_probs(1500, [("micro", 300, 304, 310), ("macro", 800, 820, 845)], noise=0.02,
+                           rng=np.random.default_rng(0))
+    filler = json.dumps({"pad": "x" * 4000}).encode()
+
+    class PublishTimes(PipelineObserver):
+        def __init__(self):
+            self.ms = []
+
+        def on_frame(self, record):
+            self.ms.append(record.stage_ms["publish"])
+
+    def run(with_stalled: bool) -> tuple[float, int]:
+        endpoint = free_tcp_endpoint()
+        pub = ZmqPublisher(endpoint, linger_ms=0)
+        healthy = _sub(endpoint)
+        stalled = None
+        try:
+            assert pub.wait_for_subscriber(5.0, "score")
+            sent = 0
+            if with_stalled:
+                stalled = _sub(endpoint, rcvhwm=1, rcvbuf=4096)
+                deadline = time.monotonic() + 5
+                while pub.poll_subscriptions() < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                for _ in range(4000):              # 16 MB: more than its socket buffers hold
+                    pub.write("score", filler)
+                    sent += 1
+                    if healthy.poll(0):            # keep the healthy one drained
+                        while healthy.poll(0):
+                            healthy.recv_multipart()
+            times = PublishTimes()
+            pipeline = LivePipeline(ListCapture(len(probs)), TableFrontEnd(np.ones(len(probs), bool)),
+                                    TableEngine(probs), CausalPeakPicker(config), MessageBus([pub], "s"),
+                                    config=config, score_rate_hz=1e6, observers=[times])
+            summary = pipeline.run()
+            sent += sum(summary.messages.values())
+            assert len(summary.intervals) == 2
+            stalled_got = 0
+            if stalled is not None:
+                while stalled.poll(300):
+                    stalled.recv_multipart()
+                    stalled_got += 1
+                assert stalled_got < sent, "the stalled subscriber never filled up; the test proves nothing"
+            return float(np.median(times.ms)), stalled_got
+        finally:
+            healthy.close()
+            if stalled is not None:
+                stalled.close()
+
+    # Alternate the two conditions and keep each one's best median, so a burst of load from other
+    # processes on the machine does not decide the comparison.
+    medians: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(2):
+        for flag in (False, True):
+            medians[flag].append(run(with_stalled=flag)[0])
+    alone, with_stalled = min(medians[False]), min(medians[True])
+    assert with_stalled <= 3 * alone, f"publish stage median {with_stalled:.4f} ms vs {alone:.4f} ms"
