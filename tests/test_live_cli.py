@@ -258,6 +258,7 @@ def test_usage_errors_are_one_line_and_exit_2(model_path, tmp_path, capsys):
             "model file not found": ["--source", "x.mp4", "--model", tmp_path / "none.onnx"],
             "cannot open source": ["--source", tmp_path / "missing.mp4", "--model", model_path],
             "no config": ["--source", "x.mp4", "--config", "nonexistent"],
+            "fps but config 'samm' at 25 fps": ["--source", "x.mp4", "--model", model_path, "--config", "samm"],
             "opens .pt": ["--source", "x.mp4", "--model", model_path, "--backend", "torch"],
         }
         for expected, argv in cases.items():

@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=tuple(FORMATS), default="onnx",
                    help="runtime (default onnx: ONNX Runtime, no torch needed)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
-    p.add_argument("--config", default="live", metavar="NAME|PATH",
-                   help="decoding/rate config: a name in configs/ (live, casme2, samm) or a YAML path (default live)")
+    p.add_argument("--config", metavar="NAME|PATH",
+                   help="decoding/rate config: a name in configs/ (live, casme2, samm) or a YAML path "
+                        "(default: the config the model was exported with)")
     p.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                    help=f"ZeroMQ endpoint to publish on, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
     p.add_argument("--hwm", type=_at_least(int, 1), default=DEFAULT_HWM, metavar="N",
@@ -84,13 +85,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
-    """Config, runtime and model path, with every user error turned into a UsageError."""
+    """Config, runtime and model path, with every user error turned into a UsageError.
+
+    Without --config the model's own config (carried in its metadata) is used, so its rate and
+    decoding parameters travel with it; --config overrides the decoding but must keep the rate.
+    """
     from mespot.config import ConfigError, load_config
     from mespot.engine.runtime import RuntimeUnavailable, open_runtime
+    from mespot.engine.runtime.metadata import metadata_config
     from mespot.models import ModelNotFound, default_model_path
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config) if args.config is not None else None
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -98,6 +104,11 @@ def _load(args):
         runtime = open_runtime(model_path, args.backend, args.device)
     except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
         raise UsageError(str(exc)) from None
+    if config is None:
+        try:
+            config = metadata_config(runtime.metadata)
+        except (KeyError, ConfigError) as exc:
+            raise UsageError(f"model {model_path} carries no usable config ({exc}); pass --config") from None
     model_fps = float(runtime.metadata.get("fps", config.fps))
     if abs(model_fps - config.fps) > 1e-6:
         raise UsageError(f"model {model_path} runs at {model_fps:g} fps but config {config.name!r} at "
