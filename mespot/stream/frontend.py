@@ -63,6 +63,7 @@ class FrontEnd:
     crop_size: side of the aligned crop in pixels; roi_radius: ROI patch half-size in crop pixels
     (default 5 at 128 px, scaled with the crop: an 11x11 patch, as in the reference).
     max_jump: largest eye-centre shift between frames, in eye distances, still one track.
+    max_faces: faces considered at acquisition by the default tracker (the largest is followed).
     """
 
     def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None, flow: str = "dis",
