@@ -169,7 +169,7 @@ class LivePipeline:
             rows = self.engine.flush()
             if self.score_period_s is not None:
                 self._scores.extend((i, True, row) for i, row in rows)
-            self._publish_intervals(self._decide(rows, end_run=True, final=True))
+            self._publish_intervals(self._decide(rows, end_run=False) + self.picker.flush())
             self._publish_scores()
             self._publish_status("ended")
         except BaseException as exc:
@@ -228,13 +228,12 @@ class LivePipeline:
         for observer in self.observers:
             observer.on_frame(record)
 
-    def _decide(self, rows, *, end_run: bool, final: bool = False) -> list[Interval]:
+    def _decide(self, rows, *, end_run: bool) -> list[Interval]:
+        """Feed the engine's rows to the picker; end the run (decide what is pending) at a gap."""
         out: list[Interval] = []
         for index, row in rows:
             out += self.picker.push(index, row)
-        if final:
-            out += self.picker.flush()
-        elif end_run:
+        if end_run:
             out += self.picker.end_run()
         return out
 
