@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     from mespot.stream.sources import SourceError
 
     console = Console()
+    if args.frames < 2 or args.tvl1_frames < 1 or args.fps <= 0:
+        console.print("spot-bench frontend: --frames must be >= 2, --tvl1-frames >= 1, --fps > 0", style="red")
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         if args.source:
             spec, what = args.source, args.source
