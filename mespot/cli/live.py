@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--source", metavar="URL|FILE|DIR",
                       help="an rtsp/http(s) URL, a video file, or a folder of images (natural order)")
     what.add_argument("--demo", action="store_true",
-                      help="generate a clip with planted expressions (public-domain face), stream it, "
-                           "and compare what was found with what was planted; no camera needed")
+                      help="generate a clip with planted expressions (public-domain face), stream it "
+                           "(at its own pace while the dashboard shows), and compare what was found "
+                           "with what was planted; no camera needed")
     p.add_argument("--model", type=Path, metavar="PATH",
                    help="model file: .onnx (onnx, tensorrt) or .pt checkpoint (torch); default: the shipped model")
     p.add_argument("--backend", choices=tuple(FORMATS), default="onnx",
@@ -132,6 +133,10 @@ def _open_sinks(args, stack: ExitStack):
     return publisher, sinks
 
 
+def _show_ui(args) -> bool:
+    return not args.no_ui and sys.stdout.isatty()
+
+
 def _stream_id(args, spec) -> str:
     if args.stream_id:
         return args.stream_id
@@ -177,7 +182,9 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
     from mespot.stream.sources import SourceError, open_source
 
     try:
-        source = open_source(spec, realtime=args.realtime, target_fps=config.fps)
+        # A person watching the demo's dashboard sees it at the clip's own pace.
+        realtime = args.realtime or (args.demo and _show_ui(args))
+        source = open_source(spec, realtime=realtime, target_fps=config.fps)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
     stream = _stream_id(args, spec)
@@ -189,7 +196,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
     bus = MessageBus(sinks, stream=stream)
     observers = []
     dashboard = None
-    if not args.no_ui and sys.stdout.isatty():
+    if _show_ui(args):
         from mespot.stream.dashboard import Dashboard
 
         dashboard = Dashboard(title=f"spot-live {stream}: {source.describe()} | {runtime.name} {model_path.name}",
