@@ -1,4 +1,5 @@
-"""Stand-ins for the live pipeline's heavy parts, so its own logic is tested on exact inputs.
+"""Stand-ins for the live pipeline's heavy parts, so its own logic is tested on exact inputs, and
+the probability tables they play (random, or with planted expressions).
 
 The frames carry no pixels worth processing; `TableFrontEnd` says which are valid and
 `TableEngine` emits rows of a given probability table with the online engine's contract (row j
@@ -11,6 +12,8 @@ import time
 
 import numpy as np
 
+from mespot.config import KINDS
+from mespot.engine.probs import kind_columns
 from mespot.types import Frame, FrameFeatures
 
 
@@ -82,3 +85,40 @@ class TableEngine:
         out = [(i, self.probs[i]) for i in self._pending]
         self._pending = []
         return out
+
+
+def random_probs(rng: np.random.Generator, t: int) -> np.ndarray:
+    """Rows shaped like real output: softmax start/end/none per kind, apex in [0, 1]."""
+    out = np.empty((t, 8), np.float32)
+    for kind in KINDS:
+        c_start, c_end, c_none, c_apex = kind_columns(kind)
+        logits = rng.normal(0, 1.5, (t, 3))
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        out[:, [c_start, c_end, c_none]] = e / e.sum(axis=1, keepdims=True)
+        # Smooth apex track so peaks have width, as a conv net's output does.
+        raw = np.convolve(rng.normal(0, 2, t + 6), np.ones(7) / 7, mode="valid")[:t]
+        out[:, c_apex] = 1 / (1 + np.exp(-(raw * 3)))
+    return out
+
+
+def planted_probs(t: int, plants: list[tuple[str, int, int, int]], noise: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Quiet background with start/apex/end bumps at the planted (kind, onset, apex, offset)."""
+    out = np.zeros((t, 8), np.float32)
+    for kind in KINDS:
+        c_start, c_end, c_none, _ = kind_columns(kind)
+        out[:, c_start] = out[:, c_end] = 0.05
+        out[:, c_none] = 0.9
+    idx = np.arange(t)
+    for kind, onset, apex, offset in plants:
+        c_start, c_end, c_none, c_apex = kind_columns(kind)
+        width = 1.5 if kind == "micro" else 4.0
+        out[:, c_apex] = np.maximum(out[:, c_apex], 0.95 * np.exp(-((idx - apex) / width) ** 2))
+        for col, at in ((c_start, onset), (c_end, offset)):
+            bump = 0.8 * np.exp(-((idx - at) / 1.2) ** 2)
+            out[:, col] = np.maximum(out[:, col], bump)
+    out += rng.uniform(0, noise, out.shape).astype(np.float32)
+    for kind in KINDS:          # renormalise start/end/none so they stay a distribution
+        cols = list(kind_columns(kind)[:3])
+        out[:, cols] /= out[:, cols].sum(axis=1, keepdims=True)
+    return np.clip(out, 0, 1)

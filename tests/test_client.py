@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from live_fakes import ListCapture, TableEngine, TableFrontEnd, free_tcp_endpoint
+from live_fakes import ListCapture, TableEngine, TableFrontEnd, free_tcp_endpoint, planted_probs
 from mespot.cli.sub import main as sub_main
 from mespot.client import ProtocolError, Subscriber
 from mespot.config import load_config
@@ -19,7 +19,6 @@ from mespot.stream.messages import decode, encode
 from mespot.stream.peakpicker import CausalPeakPicker, decode_offline_same_rule
 from mespot.stream.pipeline import LivePipeline
 from mespot.stream.sinks import JsonlRecorder, MessageBus, ZmqPublisher
-from test_peakpicker import _planted_probs
 
 PLANTS = [("micro", 30, 34, 40), ("macro", 80, 100, 125), ("micro", 160, 164, 171),
           ("macro", 220, 236, 260), ("micro", 300, 305, 311)]
@@ -78,7 +77,7 @@ def test_spot_sub_process_receives_every_interval_in_order(tmp_path):
     """A real `spot-sub` process subscribes over loopback before the run; it must receive every
     interval the run published (the recorder's list), in the same order, and stop on `ended`."""
     rng = np.random.default_rng(7)
-    probs = _planted_probs(360, PLANTS, noise=0.03, rng=rng)
+    probs = planted_probs(360, PLANTS, noise=0.03, rng=rng)
     valid = np.ones(360, bool)
     valid[190:195] = False
     endpoint = free_tcp_endpoint()

@@ -3,7 +3,6 @@ stop paths, clear exit-2 errors, and end-to-end runs on real and generated clips
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live_fakes import ListCapture, TableEngine, TableFrontEnd, free_tcp_endpoint
+from live_fakes import ListCapture, TableEngine, TableFrontEnd, free_tcp_endpoint, planted_probs
 from mespot.cli.live import demo_matches
 from mespot.cli.live import main as live_main
 from mespot.config import load_config
@@ -22,7 +21,6 @@ from mespot.stream.peakpicker import CausalPeakPicker, decode_offline_same_rule
 from mespot.stream.pipeline import STAGES, LivePipeline, PipelineObserver
 from mespot.stream.sinks import JsonlRecorder, MessageBus, ZmqPublisher
 from mespot.types import Interval
-from test_peakpicker import _planted_probs
 
 PLANTS = [("micro", 30, 34, 40), ("macro", 80, 100, 125), ("micro", 160, 164, 171),
           ("macro", 220, 236, 260), ("micro", 352, 356, 362)]
@@ -59,7 +57,7 @@ def _recorded(tmp_path):
 
 
 def test_loop_publishes_the_offline_rule_within_the_bound_with_exact_stage_names(tmp_path):
-    probs = _planted_probs(400, PLANTS, noise=0.03, rng=np.random.default_rng(1))
+    probs = planted_probs(400, PLANTS, noise=0.03, rng=np.random.default_rng(1))
     valid = np.ones(400, bool)
     valid[[0, 150, 151, 300]] = False
     valid[365:] = False                      # the last micro's run ends right after its offset
@@ -97,7 +95,7 @@ def test_loop_publishes_the_offline_rule_within_the_bound_with_exact_stage_names
 
 
 def test_error_in_the_loop_is_published_and_raised(tmp_path):
-    probs = _planted_probs(120, PLANTS[:1], noise=0.0, rng=np.random.default_rng(0))
+    probs = planted_probs(120, PLANTS[:1], noise=0.0, rng=np.random.default_rng(0))
     pipeline, _, _ = _loop(probs, np.ones(120, bool), tmp_path, capture=ListCapture(120, fail_at=60))
     with pytest.raises(OSError, match="camera unplugged"):
         pipeline.run()
@@ -113,7 +111,7 @@ def test_stop_from_another_thread_decides_pending_and_ends(tmp_path):
             time.sleep(0.002)
             return super().get(timeout)
 
-    probs = _planted_probs(2000, [("micro", 30, 34, 40)], noise=0.0, rng=np.random.default_rng(0))
+    probs = planted_probs(2000, [("micro", 30, 34, 40)], noise=0.0, rng=np.random.default_rng(0))
     pipeline, seen, _ = _loop(probs, np.ones(2000, bool), tmp_path, capture=SlowCapture(2000))
     timer = threading.Timer(0.5, pipeline.stop)
     timer.start()

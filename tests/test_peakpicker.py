@@ -4,48 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mespot.config import KINDS, Config, load_config
-from mespot.engine.probs import COL, kind_columns
+from live_fakes import planted_probs, random_probs
+from mespot.config import Config, load_config
+from mespot.engine.probs import COL
 from mespot.eval.proposals import propose_at_apex
 from mespot.stream.peakpicker import CausalPeakPicker, decode_offline_same_rule
 from mespot.types import Interval
-
-
-def _random_probs(rng: np.random.Generator, t: int) -> np.ndarray:
-    """Rows shaped like real output: softmax start/end/none per kind, apex in [0, 1]."""
-    out = np.empty((t, 8), np.float32)
-    for kind in KINDS:
-        c_start, c_end, c_none, c_apex = kind_columns(kind)
-        logits = rng.normal(0, 1.5, (t, 3))
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        out[:, [c_start, c_end, c_none]] = e / e.sum(axis=1, keepdims=True)
-        # Smooth apex track so peaks have width, as a conv net's output does.
-        raw = np.convolve(rng.normal(0, 2, t + 6), np.ones(7) / 7, mode="valid")[:t]
-        out[:, c_apex] = 1 / (1 + np.exp(-(raw * 3)))
-    return out
-
-
-def _planted_probs(t: int, plants: list[tuple[str, int, int, int]], noise: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Quiet background with start/apex/end bumps at the planted (kind, onset, apex, offset)."""
-    out = np.zeros((t, 8), np.float32)
-    for kind in KINDS:
-        c_start, c_end, c_none, _ = kind_columns(kind)
-        out[:, c_start] = out[:, c_end] = 0.05
-        out[:, c_none] = 0.9
-    idx = np.arange(t)
-    for kind, onset, apex, offset in plants:
-        c_start, c_end, c_none, c_apex = kind_columns(kind)
-        width = 1.5 if kind == "micro" else 4.0
-        out[:, c_apex] = np.maximum(out[:, c_apex], 0.95 * np.exp(-((idx - apex) / width) ** 2))
-        for col, at in ((c_start, onset), (c_end, offset)):
-            bump = 0.8 * np.exp(-((idx - at) / 1.2) ** 2)
-            out[:, col] = np.maximum(out[:, col], bump)
-    out += rng.uniform(0, noise, out.shape).astype(np.float32)
-    for kind in KINDS:          # renormalise start/end/none so they stay a distribution
-        cols = list(kind_columns(kind)[:3])
-        out[:, cols] /= out[:, cols].sum(axis=1, keepdims=True)
-    return np.clip(out, 0, 1)
 
 
 def _run_online(probs: np.ndarray, valid: np.ndarray, config: Config, *, explicit_gaps: bool = True,
@@ -85,7 +49,7 @@ def _gap_masks(t: int, rng: np.random.Generator) -> list[np.ndarray]:
 def test_online_equals_offline_on_random_sequences_with_gaps(config_name, seed):
     config = load_config(config_name)
     rng = np.random.default_rng(seed)
-    smooth = _random_probs(rng, 700)
+    smooth = random_probs(rng, 700)
     plateaus = np.round(smooth * 10) / 10        # coarse values: ties and plateaus everywhere
     total = 0
     for probs in (smooth, plateaus):
@@ -104,7 +68,7 @@ def test_online_equals_offline_on_random_sequences_with_gaps(config_name, seed):
 def test_online_equals_offline_for_other_peak_radii(peak_radius):
     config = load_config("casme2")
     rng = np.random.default_rng(10 + peak_radius)
-    probs = _random_probs(rng, 500)
+    probs = random_probs(rng, 500)
     valid = _gap_masks(len(probs), rng)[2]
     online = _run_online(probs, valid, config, peak_radius=peak_radius)
     offline = decode_offline_same_rule(probs, config, valid, peak_radius=peak_radius)
@@ -114,7 +78,7 @@ def test_online_equals_offline_for_other_peak_radii(peak_radius):
 def test_nan_rows_are_gaps_offline():
     config = load_config("live")
     rng = np.random.default_rng(5)
-    probs = _random_probs(rng, 300)
+    probs = random_probs(rng, 300)
     valid = _gap_masks(300, rng)[1]
     with_nan = probs.copy()
     with_nan[~valid] = np.nan
@@ -125,7 +89,7 @@ def test_nan_rows_are_gaps_offline():
 def test_every_emission_within_the_bound(seed):
     config = load_config("casme2")
     rng = np.random.default_rng(seed)
-    probs = _random_probs(rng, 800)
+    probs = random_probs(rng, 800)
     for valid in _gap_masks(len(probs), rng):
         for at, iv in _run_online(probs, valid, config, explicit_gaps=True):
             bound = config.decoding(iv.kind).end_range[1]
@@ -139,7 +103,7 @@ def test_planted_expressions_found_at_their_positions():
     config = load_config("casme2")
     plants = [("micro", 40, 45, 52), ("macro", 120, 140, 165), ("micro", 230, 234, 241),
               ("macro", 300, 318, 340)]
-    probs = _planted_probs(420, plants, noise=0.02, rng=np.random.default_rng(3))
+    probs = planted_probs(420, plants, noise=0.02, rng=np.random.default_rng(3))
     online = [iv for _, iv in _run_online(probs, np.ones(420, bool), config)]
     assert _key(online) == _key(decode_offline_same_rule(probs, config))
     assert sorted((iv.kind, iv.onset, iv.apex, iv.offset) for iv in online) == sorted(plants)
@@ -147,7 +111,7 @@ def test_planted_expressions_found_at_their_positions():
 
 def test_flush_decides_pending_candidates():
     config = load_config("casme2")
-    probs = _planted_probs(60, [("micro", 48, 53, 58)], noise=0.0, rng=np.random.default_rng(0))
+    probs = planted_probs(60, [("micro", 48, 53, 58)], noise=0.0, rng=np.random.default_rng(0))
     picker = CausalPeakPicker(config)
     during = [iv for i in range(60) for iv in picker.push(i, probs[i])]
     assert during == [], "the apex is within end_range[1] of the last row, so nothing is decided yet"
@@ -158,7 +122,7 @@ def test_flush_decides_pending_candidates():
 
 def test_decided_exactly_when_the_right_search_range_is_complete():
     config = load_config("casme2")
-    probs = _planted_probs(100, [("micro", 40, 45, 50)], noise=0.0, rng=np.random.default_rng(0))
+    probs = planted_probs(100, [("micro", 40, 45, 50)], noise=0.0, rng=np.random.default_rng(0))
     picker = CausalPeakPicker(config)
     when = {i: picker.push(i, probs[i]) for i in range(100)}
     decided_at = [i for i, out in when.items() if out]
@@ -170,7 +134,7 @@ def test_overlapping_later_candidate_is_suppressed_and_separate_one_kept():
     # Two micro apex peaks 3 apart (outside radius 2) find the same boundaries: IoU 1, second dropped;
     # with the default radius (7) the second is not even a candidate. A third, far away, is kept.
     plants = [("micro", 40, 44, 50), ("micro", 40, 47, 50), ("micro", 100, 104, 110)]
-    probs = _planted_probs(160, plants, noise=0.0, rng=np.random.default_rng(0))
+    probs = planted_probs(160, plants, noise=0.0, rng=np.random.default_rng(0))
     both = [propose_at_apex(probs, apex, "micro", config.micro) for apex in (44, 47)]
     assert [(iv.onset, iv.offset) for iv in both] == [(40, 50), (40, 50)]
     for radius in (2, None):
@@ -180,7 +144,7 @@ def test_overlapping_later_candidate_is_suppressed_and_separate_one_kept():
 
 def test_score_threshold_and_apex_threshold_apply():
     base = load_config("casme2")
-    probs = _planted_probs(100, [("micro", 40, 45, 50)], noise=0.0, rng=np.random.default_rng(0))
+    probs = planted_probs(100, [("micro", 40, 45, 50)], noise=0.0, rng=np.random.default_rng(0))
     score = decode_offline_same_rule(probs, base)[0].score
     strict = Config(micro=base.micro.__class__(**{**base.micro.__dict__, "score_threshold": score}))
     assert decode_offline_same_rule(probs, strict) == []

@@ -160,14 +160,13 @@ def test_stalled_subscriber_does_not_raise_the_loops_publish_stage():
     """The live loop's own `publish` stage per frame (a score batch every frame, plus status and
     intervals), with a healthy subscriber, then with a muted one added: medians compared (no
     absolute threshold)."""
-    from live_fakes import ListCapture, TableEngine, TableFrontEnd
+    from live_fakes import ListCapture, TableEngine, TableFrontEnd, planted_probs
     from mespot.config import load_config
     from mespot.stream.peakpicker import CausalPeakPicker
     from mespot.stream.pipeline import LivePipeline, PipelineObserver
-    from test_peakpicker import _planted_probs
-
+    
     config = load_config("casme2")
-    probs = _planted_probs(1500, [("micro", 300, 304, 310), ("macro", 800, 820, 845)], noise=0.02,
+    probs = planted_probs(1500, [("micro", 300, 304, 310), ("macro", 800, 820, 845)], noise=0.02,
                            rng=np.random.default_rng(0))
     filler = json.dumps({"pad": "x" * 4000}).encode()
 
