@@ -1,0 +1,52 @@
+"""`spot-bench accuracy` on a tiny set: runs the live path end to end and writes well-formed JSON."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mespot.cli.bench import main as bench_main
+
+SCORE_FIELDS = {"tp", "n", "m", "precision", "recall", "f1"}
+
+
+def _check_scores(block: dict) -> None:
+    assert set(block) >= {"micro", "macro", "overall"}
+    for scope in ("micro", "macro", "overall"):
+        s = block[scope]
+        assert set(s) >= SCORE_FIELDS, scope
+        assert 0 <= s["tp"] <= min(s["n"], s["m"])
+        for key in ("precision", "recall", "f1"):
+            assert 0.0 <= s[key] <= 1.0
+    for key in ("tp", "n", "m"):
+        assert block["overall"][key] == block["micro"][key] + block["macro"][key]
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_well_formed_json(tmp_path, capsys):
+    out = tmp_path / "acc.json"
+    plot = tmp_path / "trace.png"
+    code = bench_main(["accuracy", "--identities", "astronaut", "--faces", "all", "--videos", "1",
+                       "--minutes", "0.3", "--workers", "1", "--seed", "3", "--micro-per-min", "8",
+                       "--macro-per-min", "8", "--json", "--output", str(out), "--plot", str(plot)])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    for key in ("online", "offline", "offline_same_rule"):
+        _check_scores(printed[key])
+    planted = printed["set"]["intervals"]
+    assert printed["online"]["micro"]["m"] == planted["micro"] and printed["online"]["macro"]["m"] == planted["macro"]
+    assert planted["micro"] + planted["macro"] > 0
+    assert printed["offline"]["overall"]["m"] == printed["online"]["overall"]["m"]
+    assert set(printed["delay_ms"]) >= {"p50", "p90", "max"}
+    assert printed["distractor_only"]["videos"] == 1
+    assert printed["online_offline_max_abs_prob_diff"] < 1e-4
+    assert {c["check"] for c in printed["checks"]} and all(isinstance(c["pass"], bool) for c in printed["checks"])
+    assert plot.stat().st_size > 10_000
+
+
+def test_bad_arguments_exit_2(capsys):
+    assert bench_main(["accuracy", "--videos", "0"]) == 2
+    assert "--videos" in capsys.readouterr().err
+    assert bench_main(["accuracy", "--identities", "astronaut", "--faces", "nobody"]) == 2
+    assert "nobody" in capsys.readouterr().err
