@@ -54,6 +54,7 @@ def test_latency_bench_writes_the_documented_json(clip, models, tmp_path):
     assert r["backend"] == "onnx" and r["mode"] == "realtime"
     assert r["frames"] == CLIP_FRAMES and isinstance(r["dropped"], int)
     assert r["ratio_to_floor"] == pytest.approx(r["end_to_end"]["p50_ms"] / r["floor"]["p50_ms"], rel=1e-2)
+    assert r["floor_kind"] == "paced" and r["floor"] == r["physical"]["paced"]["floor"]
     assert r["fps"] > 0 and r["physical"]["frames"] == CLIP_FRAMES
     assert r["physical"]["tvl1"]["pairs"] == 1
     assert set(r["backends"]) == {"onnx", "torch"}
@@ -108,9 +109,12 @@ def test_targets_report_pass_miss_and_margin():
 def test_streams_trial_verdict():
     run = {"frames": 30, "dropped": 0, "fps": 30.0, "end_to_end": {"n": 30, "p50_ms": 5.0, "p99_ms": 9.0}}
     assert judge(2, [run, run], 30)["sustained"]
-    dropping = {**run, "frames": 27, "dropped": 3}
+    dropping = {**run, "frames": 27, "dropped": 3, "capture_drop_times_s": [0.2, 0.2, 4.0]}
     t = judge(2, [run, dropping], 30)
     assert not t["sustained"] and t["dropped"] == 3 and t["frames_missing"] == 3
+    assert t["first_drop_s"] == 0.2 and t["dropped_after_startup"] == 1 and not t["steady_after_startup"]
+    startup_only = judge(1, [{**dropping, "capture_drop_times_s": [0.1, 0.3, 0.5]}], 30)
+    assert not startup_only["sustained"] and startup_only["steady_after_startup"]
     failed = judge(1, [{"error": "OSError: boom"}], 30)
     assert not failed["sustained"] and failed["errors"] == ["OSError: boom"]
 
@@ -123,7 +127,8 @@ def test_streams_bench_threads_writes_json(clip, models, tmp_path):
     trial = r["modes"]["thread"]["trials"][0]
     assert trial["streams"] == 1 and len(trial["per_stream"]) == 1
     assert 1 <= trial["per_stream"][0]["frames"] <= 30
-    assert r["max_streams"] in (0, 1) and r["target_streams"] == 4 and "cpu" in r["machine"]
+    assert r["max_streams"] in (0, 1) and r["max_streams_steady"] >= r["max_streams"]
+    assert r["target_streams"] == 4 and "cpu" in r["machine"]
 
 
 def test_readme_block_is_replaced_between_markers():

@@ -7,6 +7,11 @@ judged against the per-frame sum of those two, measured in isolation:
 - flow: a fresh DIS estimator on the very aligned crop pairs the front-end built from those frames
   (flow 0 for a frame that starts a track, as in the loop);
 - floor = landmarks + flow per frame.
+Measured twice: back to back (`floor`, the figure for the as-fast-as-possible run) and `paced`,
+each frame's landmarks and flow started on a camera's schedule (1/fps apart, idle in between),
+the figure for the camera-paced run. Pacing matters on its own: after ~30 ms idle the caches are
+cold and the same call is slower (one ONNX Runtime model call: 0.04 ms back to back, about 0.3 ms
+after a 30 ms sleep on our 2-core machine), so the loop is compared with a floor run the same way.
 Beside it the peer figure: the reference's TV-L1 (OpenCV-contrib CPU, its defaults, which match
 the reference's CUDA settings) on the first of the same crop pairs.
 """
@@ -33,9 +38,10 @@ class _CropPairRecorder:
 
 
 def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None = None,
-                  tvl1_pairs: int = 5) -> dict:
-    """Decode, landmarks alone, flow alone and their per-frame sum (floor), plus TV-L1 on
-    `tvl1_pairs` pairs; percentile dicts as mespot.bench.liveloop.summarize, `frames` counted."""
+                  tvl1_pairs: int = 5, paced: bool = True) -> dict:
+    """Decode, landmarks alone, flow alone and their per-frame sum (floor), back to back and (with
+    `paced`) on the camera's schedule, plus TV-L1 on `tvl1_pairs` pairs; percentile dicts as
+    mespot.bench.liveloop.summarize, `frames` counted."""
     from mespot.stream.flow import FlowEstimator
     from mespot.stream.frontend import FrontEnd
     from mespot.stream.sources import open_source
@@ -76,6 +82,8 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
     flow_ms = [flow_by_index.get(i, 0.0) for i in indices]
     floor_ms = [lm + fl for lm, fl in zip(landmarks_ms, flow_ms)]
 
+    paced_figures = _paced(source_spec, fps, len(indices), recorder.pairs) if paced else None
+
     tvl1 = FlowEstimator("tvl1")
     tvl1_ms = []
     for prev, cur in list(recorder.pairs.values())[:tvl1_pairs]:
@@ -94,6 +102,43 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
         "landmarks": summarize(landmarks_ms),
         "flow": summarize(flow_by_index.values()),
         "floor": summarize(floor_ms),
+        "paced": paced_figures,
         "tvl1": {"pairs": len(tvl1_ms), **summarize(tvl1_ms),
                  "ratio_to_dis": round(ratio, 1) if ratio is not None else None},
     }
+
+
+def _paced(source_spec: str, fps: float, n_frames: int, pairs: dict) -> dict:
+    """Landmarks alone (a fresh tracker) then DIS alone on the recorded pair of the same frame,
+    each frame started 1/fps after the previous one, as a camera-paced loop runs them."""
+    from mespot.stream.flow import FlowEstimator
+    from mespot.stream.sources import open_source
+    from mespot.stream.tracker import make_tracker
+
+    tracker = make_tracker(None)
+    dis = FlowEstimator("dis")
+    landmarks_ms, flow_ms, pair_ms = [], [], []
+    source = open_source(source_spec, target_fps=fps)
+    start = time.perf_counter()
+    try:
+        for k, frame in zip(range(n_frames), source):
+            wait = start + k / fps - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            t0 = time.perf_counter()
+            tracker.track(frame.image)
+            t1 = time.perf_counter()
+            pair = pairs.get(frame.index)
+            if pair is not None:
+                dis(*pair)
+            t2 = time.perf_counter()
+            landmarks_ms.append((t1 - t0) * 1e3)
+            flow_ms.append((t2 - t1) * 1e3 if pair is not None else 0.0)
+            if pair is not None:
+                pair_ms.append(flow_ms[-1])
+    finally:
+        source.close()
+        tracker.close()
+    return {"fps": fps, "landmarks": summarize(landmarks_ms),
+            "flow": summarize(pair_ms),
+            "floor": summarize(lm + f for lm, f in zip(landmarks_ms, flow_ms))}

@@ -146,12 +146,21 @@ class LoopRecorder(PipelineObserver):
         self.valid = 0
         self.event_delay_ms: list[float] = []
         self.events: list[dict] = []
+        self.drop_times_s: list[float] = []      # seconds from the first frame, one per dropped frame
+        self._dropped = 0
+        self._t_first: float | None = None
 
     def on_frame(self, record: FrameRecord) -> None:
         for name, value in record.stage_ms.items():
             self.stage_ms[name].append(value)
         self.stage_ms[IN_LOOP].append(record.stage_ms["end_to_end"] - record.stage_ms["capture"])
         self.valid += record.valid
+        if self._t_first is None:
+            self._t_first = record.t_monotonic
+        dropped = self.pipeline.capture.dropped
+        if dropped > self._dropped:
+            self.drop_times_s += [round(record.t_monotonic - self._t_first, 3)] * (dropped - self._dropped)
+            self._dropped = dropped
         if self.progress is not None:
             self.progress()
         if self.max_frames is not None and len(self.stage_ms["end_to_end"]) >= self.max_frames:
@@ -175,6 +184,7 @@ class LoopResult:
     event_delay_ms: list[float]
     events: list[dict]
     source_stats: dict[str, int]
+    drop_times_s: list[float]
 
     @property
     def fps(self) -> float:
@@ -182,14 +192,20 @@ class LoopResult:
 
     def to_dict(self, *, with_events: bool = True) -> dict:
         """The JSON form: percentiles per stage (+ in_loop), end_to_end, fps, drops, event delays."""
+        ms = self.stage_ms
         out = {
             "mode": "realtime" if self.realtime else "fast",
             "frames": self.frames, "valid_frames": self.valid, "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 2), "dropped": sum(self.dropped.values()), "dropped_by": self.dropped,
+            "capture_drop_times_s": self.drop_times_s,
             "source_stats": self.source_stats,
             "stages": {s: summarize(self.stage_ms[s]) for s in STAGES if s != "end_to_end"},
             "in_loop": summarize(self.stage_ms[IN_LOOP]),
             "end_to_end": summarize(self.stage_ms["end_to_end"]),
+            # the floor's work as it ran inside the loop, and what the loop adds to it, per frame
+            "landmarks_plus_flow": summarize(lm + fl for lm, fl in zip(ms["landmarks"], ms["flow"])),
+            "beyond_landmarks_flow": summarize(e - lm - fl for e, lm, fl in
+                                               zip(ms["end_to_end"], ms["landmarks"], ms["flow"])),
             "event_delay": {"intervals": len(self.event_delay_ms), **summarize(self.event_delay_ms)},
         }
         if with_events:
@@ -231,4 +247,5 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int 
     return LoopResult(realtime=realtime, frames=summary.frames, valid=summary.valid_frames,
                       seconds=summary.seconds, dropped=dict(summary.dropped),
                       stage_ms=recorder.stage_ms, event_delay_ms=recorder.event_delay_ms,
-                      events=recorder.events, source_stats=dict(source.stats))
+                      events=recorder.events, source_stats=dict(source.stats),
+                      drop_times_s=recorder.drop_times_s)

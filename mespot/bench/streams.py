@@ -10,7 +10,10 @@ one per process):
 - `process`: one process per stream, each with its own runtime (what N spot-live instances do);
 - `thread`: one process, one loop thread per stream, all sharing ONE runtime (ONNX Runtime sessions
   are safe to call from several threads; the landmark model and flow release the GIL while they run).
-N rises from 1 until a trial drops frames or `--max` is reached. Target (issue 6): at least 4.
+N rises from 1 until a trial drops frames after its first second, or `--max` is reached. Drops in
+the first second (every stream acquiring its face at the same moment) are reported apart: the
+verdict (`max_streams`) counts every drop, `max_streams_steady` only those after the first second.
+Target (issue 6): at least 4, on `max_streams`.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ TARGET_STREAMS = 4
 STREAM_FPS = 30.0            # each stream: a 30 fps 640x480 camera (issue 6)
 MODES = ("process", "thread")
 START_TIMEOUT_S = 300.0
+STARTUP_S = 1.0              # drops in the first second (all streams acquiring a face at once) are shown apart
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,17 +101,33 @@ def judge(n: int, streams: list[dict], frames: int) -> dict:
     dropped = sum(s["dropped"] for s in ok)
     short = sum(max(0, frames - s["frames"]) for s in ok)
     e2e = [s["end_to_end"] for s in ok if s["end_to_end"].get("n")]
+    drop_times = sorted(t for s in ok for t in s.get("capture_drop_times_s", []))
+    late = sum(t > STARTUP_S for t in drop_times)
     return {
         "streams": n,
         "sustained": not errors and dropped == 0 and short == 0,
         "dropped": dropped,
+        "first_drop_s": drop_times[0] if drop_times else None,
+        "dropped_after_startup": late,
+        "steady_after_startup": not errors and late == 0,
         "frames_missing": short,
         "errors": errors,
         "fps_min": min((s["fps"] for s in ok), default=None),
         "end_to_end_p50_ms_worst": max((p["p50_ms"] for p in e2e), default=None),
         "end_to_end_p99_ms_worst": max((p["p99_ms"] for p in e2e), default=None),
-        "per_stream": [{k: s.get(k) for k in ("frames", "dropped", "fps", "end_to_end", "error")} for s in streams],
+        "per_stream": [{k: s.get(k) for k in ("frames", "dropped", "capture_drop_times_s", "fps", "end_to_end",
+                                              "error")} for s in streams],
     }
+
+
+def _largest(trials: list[dict], key: str) -> int:
+    """The largest N such that every trial up to N has `key` true (0 if the first has not)."""
+    best = 0
+    for t in trials:
+        if not t[key]:
+            break
+        best = t["streams"]
+    return best
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,22 +174,27 @@ def run(args: argparse.Namespace) -> int:
                                else trial_threads(n, source, shared, frames))
                     trials.append(judge(n, streams, frames))
                     progress.advance(task)
-                    if not trials[-1]["sustained"]:
+                    if not trials[-1]["steady_after_startup"]:
                         break
-                sustained = [t["streams"] for t in trials if t["sustained"]]
-                result["modes"][mode] = {"max_streams": max(sustained, default=0),
-                                         "limit_reached": trials[-1]["sustained"], "trials": trials}
+                result["modes"][mode] = {
+                    "max_streams": _largest(trials, "sustained"),
+                    "max_streams_steady": _largest(trials, "steady_after_startup"),
+                    "limit_reached": trials[-1]["steady_after_startup"], "trials": trials}
     result["max_streams"] = max(m["max_streams"] for m in result["modes"].values())
+    result["max_streams_steady"] = max(m["max_streams_steady"] for m in result["modes"].values())
     result["target_met"] = result["max_streams"] >= TARGET_STREAMS
     result["load_avg_end"] = load_average()
     for mode, m in result["modes"].items():
         last = m["trials"][-1]
         why = ("--max reached, the limit may be higher" if m["limit_reached"] else
-               f"{last['streams']} streams: {last['dropped']} frames dropped, {last['frames_missing']} missing"
+               f"{last['streams']} streams: {last['dropped']} frames dropped, {last['dropped_after_startup']} "
+               f"after the first {STARTUP_S:g} s"
                + (f", errors: {'; '.join(last['errors'])}" if last["errors"] else ""))
-        console.print(f"{mode}: {m['max_streams']} concurrent 30 fps streams without drops ({why})")
+        console.print(f"{mode}: {m['max_streams']} concurrent 30 fps streams without drops, "
+                      f"{m['max_streams_steady']} without drops after the first {STARTUP_S:g} s ({why})")
         for t in m["trials"]:
-            console.print(f"  {t['streams']} streams: dropped {t['dropped']}, slowest fps {t['fps_min']}, "
+            console.print(f"  {t['streams']} streams: dropped {t['dropped']} ({t['dropped_after_startup']} after the "
+                          f"first {STARTUP_S:g} s), slowest fps {t['fps_min']}, "
                           f"worst end-to-end p50 {t['end_to_end_p50_ms_worst']} ms, "
                           f"p99 {t['end_to_end_p99_ms_worst']} ms")
     verdict = "PASS" if result["target_met"] else "MISS"
