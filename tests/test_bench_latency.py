@@ -74,10 +74,14 @@ def test_latency_bench_writes_the_documented_json(clip, models, tmp_path):
 def test_fast_only_puts_the_fast_run_on_top(clip, models, tmp_path):
     out = tmp_path / "fast.json"
     assert bench_main(["latency", "--source", str(clip), "--frames", str(CLIP_FRAMES), "--fast-only",
-                       "--model", str(models[0]), "--model-calls", "5", "--tvl1-pairs", "0",
-                       "--json", str(out)]) == 0
+                       "--backend", "onnx,tensorrt", "--model", str(models[0]), "--model-calls", "5",
+                       "--tvl1-pairs", "0", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["mode"] == "fast" and "realtime" not in r["backends"]["onnx"]
+    assert r["floor_kind"] == "back to back" and r["physical"]["paced"] is None
+    if "error" in r["backends"]["tensorrt"]:              # no TensorRT here: said so, the rest measured
+        assert "tensorrt" in r["backends"]["tensorrt"]["error"].lower()
+        assert "Not measured here: tensorrt" in latency_table(r)
     assert {t["verdict"] for t in r["targets"]} == {"NOT MEASURED"}
 
 

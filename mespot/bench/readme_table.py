@@ -62,6 +62,9 @@ def latency_table(latency: dict, streams: dict | None = None) -> str:
         if rt in b else "-")
     ph = latency["physical"]
     out = ["\n".join(lines), ""]
+    missing = {k: b["error"] for k, b in latency["backends"].items() if "error" in b}
+    if missing:
+        out.append("Not measured here: " + "; ".join(f"{k} ({why})" for k, why in missing.items()) + ".")
     paced = ph.get("paced") or {}
     out.append(f"Physical floor on the same frames, landmark model alone + DIS flow alone, back to back: "
                f"p50 {_p(ph['floor'], 'p50_ms')} ms, p99 {_p(ph['floor'], 'p99_ms')} ms (landmarks p50 "

@@ -33,13 +33,16 @@ STARTUP_S = 1.0              # drops in the first second (all streams acquiring 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max", type=int, default=8, help="most streams tried (default 8)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each trial (default 10 s)")
+    parser.epilog = ("Every stream is the live loop on a copy of a 640x480 clip released at 30 fps, dropping "
+                     "frames when it falls behind as a camera would. N rises from 1 until a trial drops frames. "
+                     "Target: at least 4 streams without drops. Details: docs/benchmarks.md.")
+    parser.add_argument("--max", type=int, default=8, metavar="N", help="most streams tried (default 8)")
+    parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="length of each trial (default 10 s)")
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both",
                         help="one process per stream, threads sharing one runtime, or both (default)")
-    parser.add_argument("--source", help="video file or image folder played by every stream "
+    parser.add_argument("--source", metavar="FILE|DIR", help="video file or image folder played by every stream "
                                          "(default: a generated 640x480 clip)")
-    parser.add_argument("--model", type=Path, help="ONNX model (default: the shipped one)")
+    parser.add_argument("--model", type=Path, metavar="PATH", help="ONNX model (default: the shipped one)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every trial as JSON")
 
 
