@@ -122,16 +122,19 @@ def open_bench_runtime(models: BenchModels, spec: str):
     return runtime
 
 
-def time_model_alone(runtime, calls: int, seed: int = 0) -> dict:
-    """The model alone on one online window ((1, window, 12, 2) random features), per call."""
+def time_model_alone(runtime, calls: int, *, pause_s: float = 0.0, seed: int = 0) -> dict:
+    """The model alone on one online window ((1, window, 12, 2) random features), per call; with
+    `pause_s` the machine idles that long before each call (as between a camera's frames)."""
     rng = np.random.default_rng(seed)
     windows = rng.normal(0.0, 0.5, (calls, 1, runtime.window, 12, 2)).astype(np.float32)
     times = []
     for w in windows:
+        if pause_s:
+            time.sleep(pause_s)
         t0 = time.perf_counter()
         runtime.infer(w)
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"window": runtime.window, **summarize(times)}
+    return {"window": runtime.window, "pause_ms": round(pause_s * 1e3, 1), **summarize(times)}
 
 
 # -- the loop --------------------------------------------------------------------------------------
