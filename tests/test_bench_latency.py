@@ -58,6 +58,7 @@ def test_latency_bench_writes_the_documented_json(clip, models, tmp_path):
     assert r["ratio_to_floor"] == pytest.approx(r["end_to_end"]["p50_ms"] / r["floor"]["p50_ms"], rel=1e-2)
     assert r["floor_kind"] == "paced" and r["floor"] == r["physical"]["paced"]["floor"]
     assert r["fps"] > 0 and r["physical"]["frames"] == CLIP_FRAMES
+    assert r["cpu_ms_per_frame"] > 0 and r["streams_by_cpu_time"] >= 0
     assert r["physical"]["tvl1"]["pairs"] == 1
     assert set(r["backends"]) == {"onnx", "torch"}
     for b in r["backends"].values():

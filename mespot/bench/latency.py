@@ -179,6 +179,10 @@ def compose(backends: dict, physical: dict, *, source: str, models, machine: dic
         "realtime_fps": b["realtime"]["fps"] if "realtime" in b else None,
         "frames": main["frames"],
         "dropped": main["dropped"],
+        "cpu_ms_per_frame": main["cpu_ms_per_frame"],
+        # how many such streams the cores could carry by CPU time alone (an upper bound: no contention)
+        "streams_by_cpu_time": (int(machine["cores"] // main["cpu_cores_busy"])
+                                if main["mode"] == "realtime" and main["cpu_cores_busy"] else None),
         "event_delay": main["event_delay"],
         "model_alone": b["model_alone"],
         "physical": physical,
@@ -226,6 +230,7 @@ def print_report(console, result: dict, backends: dict) -> None:
         table.add_row(label, *cells)
     table.add_row("frames / dropped", *(f"{backends[k][m]['frames']} / {backends[k][m]['dropped']}" for k, m in runs))
     table.add_row("throughput fps", *(f"{backends[k][m]['fps']:.1f}" for k, m in runs))
+    table.add_row("CPU ms / frame", *(f"{backends[k][m]['cpu_ms_per_frame']}" for k, m in runs))
     console.print(table)
     for k in ran:
         p = backends[k]["model_alone"]
@@ -259,6 +264,9 @@ def print_report(console, result: dict, backends: dict) -> None:
         console.print(f"  {t['target']} <= {t['limit']} {t['unit']}: [{style}]{t['verdict']}[/{style}] "
                       f"measured {t['measured']} {t['unit']}, margin {t['margin']:+.3f} {t['unit']} "
                       f"({t['margin_pct']:+.1f}%)")
+    if result["streams_by_cpu_time"] is not None:
+        console.print(f"CPU time of the process per frame (all threads): {result['cpu_ms_per_frame']} ms; by CPU "
+                      f"time alone {result['machine']['cores']} cores carry {result['streams_by_cpu_time']} such streams")
     console.print(f"model: {result['model']['note']}")
     console.print(f"machine: {one_line(result['machine'])}; load at end {result['load_avg_end']}")
 

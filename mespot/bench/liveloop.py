@@ -188,6 +188,7 @@ class LoopResult:
     events: list[dict]
     source_stats: dict[str, int]
     drop_times_s: list[float]
+    cpu_s: float                 # CPU time of the whole process (every thread) during the run
 
     @property
     def fps(self) -> float:
@@ -201,6 +202,8 @@ class LoopResult:
             "frames": self.frames, "valid_frames": self.valid, "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 2), "dropped": sum(self.dropped.values()), "dropped_by": self.dropped,
             "capture_drop_times_s": self.drop_times_s,
+            "cpu_ms_per_frame": round(self.cpu_s * 1e3 / self.frames, 3) if self.frames else None,
+            "cpu_cores_busy": round(self.cpu_s / self.seconds, 3) if self.seconds > 0 else None,
             "source_stats": self.source_stats,
             "stages": {s: summarize(self.stage_ms[s]) for s in STAGES if s != "end_to_end"},
             "in_loop": summarize(self.stage_ms[IN_LOOP]),
@@ -243,7 +246,9 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int 
                                 MessageBus([publisher], stream), config=config, source=source,
                                 observers=[recorder])
         recorder.pipeline = pipeline
+        cpu0 = time.process_time()
         summary = pipeline.run()
+        cpu_s = time.process_time() - cpu0
     finally:
         frontend.close()
         publisher.close()
@@ -251,4 +256,4 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int 
                       seconds=summary.seconds, dropped=dict(summary.dropped),
                       stage_ms=recorder.stage_ms, event_delay_ms=recorder.event_delay_ms,
                       events=recorder.events, source_stats=dict(source.stats),
-                      drop_times_s=recorder.drop_times_s)
+                      drop_times_s=recorder.drop_times_s, cpu_s=cpu_s)

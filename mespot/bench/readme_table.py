@@ -59,6 +59,8 @@ def latency_table(latency: dict, streams: dict | None = None) -> str:
         lambda b: _p(b.get("model_alone_paced"), "p50_ms", "p99_ms"))
     row("frames / dropped (camera-paced)",
         lambda b: f"{b[rt]['frames']} / {b[rt]['dropped']}" if rt in b else "-")
+    row("CPU time per frame, every thread of the process, camera-paced (ms)",
+        lambda b: f"{b[rt]['cpu_ms_per_frame']:.2f}" if b.get(rt, {}).get("cpu_ms_per_frame") else "-")
     row("throughput as fast as possible, fps", lambda b: f"{b['fast']['fps']:.1f}" if "fast" in b else "-")
     row("interval delay after the offset frame (n; p50 / max)",
         lambda b: (f"{b[rt]['event_delay']['intervals']}; " + _p(b[rt]["event_delay"], "p50_ms", "max_ms"))
@@ -87,6 +89,11 @@ def latency_table(latency: dict, streams: dict | None = None) -> str:
         measured = f"{t['measured']} {t['unit']}" if t.get("measured") is not None else "-"
         margin = f" ({t['margin']:+.2f} {t['unit']})" if "margin" in t else ""
         targets.append(f"| {t['target']} <= {t['limit']} {t['unit']} | {measured} | **{t['verdict']}**{margin} |")
+    if latency.get("streams_by_cpu_time") is not None:
+        out.append(f"By CPU time alone ({latency['cpu_ms_per_frame']} ms per frame, all threads), "
+                   f"{latency['machine']['cores']} cores could carry {latency['streams_by_cpu_time']} such "
+                   "30 fps streams: an upper bound, with no contention between them.")
+        out.append("")
     if streams is not None:
         per_mode = ", ".join(f"{m['max_streams']} ({mode}; {m['max_streams_steady']} counting only drops after "
                              f"the first second)" for mode, m in streams["modes"].items())
