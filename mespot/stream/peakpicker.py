@@ -166,7 +166,9 @@ class CausalPeakPicker:
         at = apex - self._base
         apex_col = kind_columns(state.kind)[3]
         p = rows[at, apex_col]
-        if not p > state.dec.apex_threshold:
+        # compared in float32, as the offline decoders' array comparisons do (a threshold such as 0.8
+        # is not exact in float32, and a float32 row equal to it must fail in both)
+        if not p > np.float32(state.dec.apex_threshold):
             return None
         left = rows[max(lo, at - state.radius): at, apex_col]
         right = rows[at + 1: min(at + state.radius, hi - 1 - self._base) + 1, apex_col]
