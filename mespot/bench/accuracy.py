@@ -40,7 +40,7 @@ TARGETS = {"overall_f1": 0.85, "micro_f1": 0.75, "online_vs_offline": 0.01}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Render held-out generated videos, stream each file through the live path (the "
                      "objects spot-live builds) and score the emitted intervals with the MEGC rule, beside "
-                     "two offline decodings. Default: 16 half-minute videos of two held-out identities "
+                     "two offline decodings. Default: 32 half-minute videos of two held-out identities "
                      "(tens of intervals of each kind) plus one distractor-only video.")
     p.add_argument("--identities", metavar="SPEC",
                    help="spot-synth identity spec (comma-separated: astronaut, image files, folders, "
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faces", metavar="NAMES",
                    help="comma-separated identity names to keep from --identities ('all' keeps every "
                         f"face; default: {','.join(HELD_OUT_FACES)}, the faces the shipped model never saw)")
-    p.add_argument("--videos", type=int, default=16, metavar="N", help="videos with expressions (default 16)")
+    p.add_argument("--videos", type=int, default=32, metavar="N", help="videos with expressions (default 32)")
     p.add_argument("--minutes", type=float, default=0.5, metavar="M", help="length of each video (default 0.5)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
                    help=f"dataset seed (default {DEFAULT_SEED}, the test set; tune on another seed)")
