@@ -62,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="live", metavar="NAME|YAML",
                    help="decoding config, as spot-live's --config (default live)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="videos rendered and streamed in parallel (default 2)")
-    p.add_argument("--keep", type=Path, metavar="DIR", help="keep the rendered videos in DIR (default: a temporary folder)")
+    p.add_argument("--keep", type=Path, metavar="DIR", help="keep the rendered videos in DIR, one dataset folder per video, replaced on each run "
+                        "(default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--output", type=Path, metavar="OUT.json", help="also write the JSON object to a file")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="score trace over ground truth for the first video")
@@ -95,7 +96,6 @@ class VideoResult:
     features: np.ndarray | None = None                 # (T, 12, 2) what the front-end produced
     valid: np.ndarray | None = None                    # (T,)
     frames: int = 0
-    seconds: float = 0.0
 
 
 # -- one video: render, then stream it through the live objects --------------------------------------
@@ -117,7 +117,7 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
     out = Path(folder) / job.name
     manifest = generate_dataset(out, [identity], n_videos=1, minutes=minutes, seed=job.seed, fps=config.fps,
                                 size=identity.size, expressions=job.expressions, params=params,
-                                config=config, progress=False)
+                                config=config, progress=False, overwrite=True)
     video = manifest["videos"][0]
     result = VideoResult(job.name, job.expressions)
     result.truth = [Interval(e["kind"], e["onset"], e["apex"], e["offset"]) for e in video["expressions"]]
@@ -150,12 +150,10 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
     pipeline = LivePipeline(CaptureThread(source), recorder, OnlineEngine(runtime), CausalPeakPicker(config),
                             MessageBus([], stream=job.name), config=config, source=source,
                             score_rate_hz=0, observers=[recorder])
-    started = time.monotonic()
     try:
         summary = pipeline.run()
     finally:
         frontend.close()
-    result.seconds = time.monotonic() - started
     result.frames = summary.frames
     n = max((r.index for r in recorder.rows), default=-1) + 1
     result.features = np.zeros((n, 12, 2), np.float32)
