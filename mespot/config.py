@@ -62,8 +62,18 @@ class TrainConfig:
     macro_normal_range: int = 3
     use_neutral_segments: bool = False
     seed: int = 1
+    # Training-time feature augmentation (mespot.train.augment); off = the reference's training.
+    augment: bool = False
+    augment_scale: tuple[float, float] = (0.6, 1.6)   # per-window amplitude factor, log-uniform
+    augment_noise: float = 0.005                      # Gaussian noise std, pixels per frame
 
     def __post_init__(self) -> None:
+        lo, hi = self.augment_scale
+        if not 0 < lo <= hi:
+            raise ConfigError(f"train.augment_scale must satisfy 0 < lo <= hi, got {lo}..{hi}")
+        object.__setattr__(self, "augment_scale", (float(lo), float(hi)))
+        if self.augment_noise < 0:
+            raise ConfigError(f"train.augment_noise must be >= 0, got {self.augment_noise}")
         if self.fixed_epoch >= self.epochs:
             raise ConfigError(f"train.fixed_epoch {self.fixed_epoch} must be < train.epochs {self.epochs}")
         if self.context < 5:

@@ -15,6 +15,7 @@ from torch import nn
 
 from mespot.config import TrainConfig
 from mespot.engine.model import AUWGCN, GraphConvolution
+from mespot.train.augment import augment_windows
 from mespot.train.losses import total_loss
 from mespot.train.targets import Segments
 
@@ -58,6 +59,8 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
 
     `on_epoch(epoch, model, stats)` runs after each epoch (0-based) with the model in eval mode;
     the model goes back to training mode afterwards. Seeded by train.seed (init and shuffling).
+    With train.augment every batch's input is changed anew (mespot.train.augment) from its own
+    random stream, so the shuffling order is the same with and without it.
     """
     if len(segments) == 0:
         raise ValueError("no training segments: no annotated expression inside the training videos "
@@ -66,6 +69,7 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
     macro_weight = train.macro_weight if macro_weight is None else macro_weight
     model = make_model(train, adjacency=adjacency, input_mean=input_mean, input_std=input_std)
     rng = np.random.default_rng(train.seed)
+    augment_rng = np.random.default_rng([train.seed, 1]) if train.augment else None
     optimiser = torch.optim.AdamW(parameter_groups(model, train.weight_decay), lr=train.lr,
                                   betas=(0.9, 0.999), eps=1e-8)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=train.lr_gamma)
@@ -82,7 +86,11 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
         order = torch.from_numpy(rng.permutation(len(segments)))
         losses, parts = [], []
         for batch in order.split(train.batch_size):
-            logits = model(features[batch])[:, :, c: c + length]
+            x = features[batch]
+            if augment_rng is not None:
+                x = torch.from_numpy(augment_windows(x.numpy(), augment_rng, scale=train.augment_scale,
+                                                     noise=train.augment_noise))
+            logits = model(x)[:, :, c: c + length]
             loss, components = total_loss(logits, start_end[batch], apex[batch], action[batch],
                                           macro_weight, weight[batch])
             optimiser.zero_grad(set_to_none=True)

@@ -1,0 +1,94 @@
+"""Training-time augmentation: label-free input changes, reproducible, and off = the reference loop."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mespot.config import ConfigError, TrainConfig, config_from_dict, load_config
+from mespot.engine.priors import prior_adjacency
+from mespot.train.augment import MIRROR_ROIS, augment_windows, mirror_features
+from mespot.train.loop import train_model
+from mespot.train.targets import Segments
+
+
+def test_mirror_swaps_the_pairs_and_negates_x():
+    f = np.zeros((3, 12, 2), np.float32)
+    f[:, 0] = (1.0, 2.0)          # image-left outer brow moves right and down
+    f[:, 9] = (0.5, -1.0)         # upper-lip centre
+    m = mirror_features(f)
+    np.testing.assert_array_equal(m[:, 5], np.tile([-1.0, 2.0], (3, 1)))
+    np.testing.assert_array_equal(m[:, 0], 0.0)
+    np.testing.assert_array_equal(m[:, 9], np.tile([-0.5, -1.0], (3, 1)))
+    np.testing.assert_array_equal(mirror_features(m), f)
+    assert sorted(MIRROR_ROIS) == list(range(12))
+    assert all(MIRROR_ROIS[MIRROR_ROIS[i]] == i for i in range(12))
+
+
+def _windows(rng, n=64):
+    x = rng.normal(0, 0.1, (n, 40, 12, 2)).astype(np.float32)
+    x[:, 30:] = 0.0               # past the end of the run
+    return x
+
+
+def test_augment_scales_within_range_mirrors_some_and_keeps_padding_zero():
+    x = _windows(np.random.default_rng(0))
+    y = augment_windows(x, np.random.default_rng(1), scale=(0.6, 1.6), noise=0.0)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_array_equal(y[:, 30:], 0.0)
+    mirrored = 0
+    for xi, yi in zip(x, y):
+        plain = np.linalg.norm(yi) / np.linalg.norm(xi)
+        assert 0.6 - 1e-5 <= plain <= 1.6 + 1e-5
+        if np.allclose(yi, plain * xi, atol=1e-6):
+            continue
+        np.testing.assert_allclose(yi, plain * mirror_features(xi), atol=1e-6)
+        mirrored += 1
+    assert 10 < mirrored < 54             # a fair coin over 64 windows
+    np.testing.assert_array_equal(x, _windows(np.random.default_rng(0)))   # input untouched
+
+
+def test_augment_noise_only_on_frames_with_features_and_reproducible():
+    x = _windows(np.random.default_rng(0))
+    a = augment_windows(x, np.random.default_rng(5), scale=(1.0, 1.0), noise=0.01)
+    b = augment_windows(x, np.random.default_rng(5), scale=(1.0, 1.0), noise=0.01)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[:, 30:], 0.0)
+    clean = augment_windows(x, np.random.default_rng(5), scale=(1.0, 1.0), noise=0.0)
+    resid = (a - clean)[:, :30]
+    assert 0.008 < resid.std() < 0.012
+
+
+def test_config_reads_augment_and_rejects_bad_values():
+    assert TrainConfig().augment is False          # the reference path by default
+    cfg = config_from_dict({"train": {"augment": True, "augment_scale": [0.5, 2], "augment_noise": 0.01}})
+    assert cfg.train.augment and cfg.train.augment_scale == (0.5, 2.0)
+    with pytest.raises(ConfigError, match="augment_scale"):
+        TrainConfig(augment_scale=(1.5, 1.0))
+    with pytest.raises(ConfigError, match="augment_noise"):
+        TrainConfig(augment_noise=-0.1)
+
+
+def _segments(rng, n=8, length=32, context=7):
+    return Segments(rng.normal(0, 0.1, (n, length + 2 * context, 12, 2)).astype(np.float32),
+                    rng.integers(0, 3, (n, 2, length)).astype(np.int64),
+                    rng.random((n, 2, length)).astype(np.float32),
+                    (rng.random((n, 2, length)) < 0.2).astype(np.float32),
+                    np.ones((n, length), np.float32))
+
+
+def test_augment_changes_training_and_off_stays_deterministic():
+    seg = _segments(np.random.default_rng(0))
+    base = TrainConfig(epochs=2, epoch_begin=0, fixed_epoch=1, batch_size=4, segment_length=32)
+    kw = dict(adjacency=prior_adjacency("casme2"), input_mean=(0.0, 0.0), input_std=(0.1, 0.1))
+
+    def weights(train):
+        return torch.cat([p.detach().flatten() for p in train_model(seg, train, **kw).parameters()])
+
+    off = weights(base)
+    torch.testing.assert_close(weights(base), off, rtol=0, atol=0)
+    on = weights(dataclasses.replace(base, augment=True))
+    assert not torch.allclose(on, off)
+    torch.testing.assert_close(weights(dataclasses.replace(base, augment=True)), on, rtol=0, atol=0)
