@@ -104,6 +104,11 @@ class Source(ABC):
     def _release(self) -> None:
         """Free the device or file; called once iteration ends (subclasses override)."""
 
+    def _pace(self, t0_mono: float, t_source: float) -> bool:
+        """Wait until `t_source` seconds after `t0_mono` (realtime playback); False if closed meanwhile."""
+        delay = t0_mono + t_source - time.monotonic()
+        return not (delay > 0 and self._closed.wait(delay))
+
     def __enter__(self) -> "Source":
         return self
 
@@ -167,10 +172,8 @@ class VideoFileSource(Source):
             if not ok or not _usable(image):
                 self._stats["errors"] += 1
                 continue
-            if self.realtime:
-                delay = t0_mono + t_source - time.monotonic()
-                if delay > 0 and self._closed.wait(delay):
-                    return
+            if self.realtime and not self._pace(t0_mono, t_source):
+                return
             yield Frame(index=index, image=image, t_monotonic=time.monotonic(), t_wall=time.time(),
                         t_source=t_source)
 
@@ -211,10 +214,8 @@ class ImageFolderSource(Source):
                 self._stats["errors"] += 1
                 continue
             t_source = index / self.fps
-            if self.realtime:
-                delay = t0_mono + t_source - time.monotonic()
-                if delay > 0 and self._closed.wait(delay):
-                    return
+            if self.realtime and not self._pace(t0_mono, t_source):
+                return
             yield Frame(index=index, image=image, t_monotonic=time.monotonic(), t_wall=time.time(),
                         t_source=t_source)
 
