@@ -125,14 +125,18 @@ def _load_state(model: AUWGCN, state: dict[str, torch.Tensor], path: Path) -> No
         raise ValueError(f"{path}: state_dict mismatch (missing {missing}, unexpected {result.unexpected_keys})")
 
 
+def _require_ours(data: dict, path: Path) -> None:
+    missing = [k for k in _OURS_REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"{path}: mespot checkpoint missing {', '.join(missing)}")
+
+
 def load_checkpoint(path: str | Path) -> AUWGCN:
     """A ready AUWGCN in eval mode from our file or the authors' file; ValueError for anything else."""
     path = Path(path)
     data = _read(path)
     if _is_ours(data):
-        missing = [k for k in _OURS_REQUIRED if k not in data]
-        if missing:
-            raise ValueError(f"{path}: mespot checkpoint missing {', '.join(missing)}")
+        _require_ours(data, path)
         model = AUWGCN(adjacency=np.asarray(data["adjacency"], dtype=np.float32),
                        input_mean=tuple(data["input_mean"]), input_std=tuple(data["input_std"]))
         _load_state(model, data["state_dict"], path)
@@ -159,9 +163,7 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     data = _read(path)
     if _is_ours(data):
-        missing = [k for k in _OURS_REQUIRED if k not in data]
-        if missing:
-            raise ValueError(f"{path}: mespot checkpoint missing {', '.join(missing)}")
+        _require_ours(data, path)
         return {
             "format": "mespot",
             "fps": float(data["fps"]),
