@@ -40,6 +40,20 @@ def _place(busy: np.ndarray, length: int, rng: np.random.Generator) -> int | Non
     return int(rng.choice(starts)) if len(starts) else None
 
 
+def _place_spans(count: int, seconds: tuple[float, float], fps: float, busy: np.ndarray,
+                 rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Up to `count` free (start, length) spans of uniform(*seconds) length, marked busy, by start."""
+    spans = []
+    for _ in range(count):
+        length = int(rng.uniform(*seconds) * fps)
+        start = _place(busy, length, rng)
+        if start is None:
+            break
+        busy[start:start + length] = True
+        spans.append((start, length))
+    return sorted(spans)
+
+
 def blink_track(n: int, fps: float, rate_per_min: float, rng: np.random.Generator
                 ) -> tuple[np.ndarray, list[dict]]:
     """Eyelid closure (T,) in [0, 1]: fast close, slower open, 0.1-0.3 s, at least 0.5 s apart."""
@@ -103,17 +117,10 @@ def head_track(n: int, fps: float, moves_per_min: float, drift_frac: float, busy
     head[:, 3] = 0.01 * _smooth_noise(n, fps, rng, 5.0)
     events = []
     n_moves = int(rng.poisson(moves_per_min * n / fps / 60))
-    steps = []
-    for _ in range(n_moves):
-        length = int(rng.uniform(0.3, 1.0) * fps)
-        start = _place(busy, length, rng)
-        if start is None:
-            break
-        busy[start:start + length] = True
-        steps.append((start, length))
+    steps = _place_spans(n_moves, (0.3, 1.0), fps, busy, rng)
     pose = np.zeros(4)
     offset = np.zeros((n, 4))
-    for start, length in sorted(steps):
+    for start, length in steps:
         target = np.array([rng.uniform(-0.12, 0.12), rng.uniform(-0.08, 0.08),
                            rng.uniform(-6.0, 6.0), rng.uniform(-0.05, 0.05)])
         ramp = 0.5 * (1 - np.cos(np.pi * np.arange(1, length + 1) / length))
@@ -133,16 +140,9 @@ def light_track(n: int, fps: float, changes_per_min: float, busy: np.ndarray,
     events = []
     level = 1.0
     n_changes = int(rng.poisson(changes_per_min * n / fps / 60))
-    steps = []
-    for _ in range(n_changes):
-        length = int(rng.uniform(0.3, 2.0) * fps)
-        start = _place(busy, length, rng)
-        if start is None:
-            break
-        busy[start:start + length] = True
-        steps.append((start, length))
+    steps = _place_spans(n_changes, (0.3, 2.0), fps, busy, rng)
     factor = np.ones(n)
-    for start, length in sorted(steps):
+    for start, length in steps:
         target = rng.uniform(0.8, 1.2)
         ramp = 0.5 * (1 - np.cos(np.pi * np.arange(1, length + 1) / length))
         factor[start:start + length] = level + ramp * (target - level)
