@@ -15,6 +15,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from mespot.cli.args import at_least
 from mespot.engine.runtime.base import FORMATS
 from mespot.stream.sinks import DEFAULT_ENDPOINT, DEFAULT_HWM
 
@@ -25,22 +26,13 @@ class UsageError(Exception):
     """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
-def _at_least(kind, low):
-    def parse(text: str):
-        value = kind(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spot-live", description=__doc__.splitlines()[0].replace("`", ""),
         epilog="Subscribe with `spot-sub` or any ZeroMQ SUB socket (docs/protocol.md). "
                "Example: spot-live --camera 0 --record run.jsonl")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--camera", type=_at_least(int, 0), metavar="N", help="camera index (e.g. 0)")
+    what.add_argument("--camera", type=at_least(int, 0), metavar="N", help="camera index (e.g. 0)")
     what.add_argument("--source", metavar="URL|FILE|DIR",
                       help="an rtsp/http(s) URL, a video file, or a folder of images (natural order)")
     what.add_argument("--demo", action="store_true",
@@ -57,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the config the model was exported with)")
     p.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                    help=f"ZeroMQ endpoint to publish on, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
-    p.add_argument("--hwm", type=_at_least(int, 1), default=DEFAULT_HWM, metavar="N",
+    p.add_argument("--hwm", type=at_least(int, 1), default=DEFAULT_HWM, metavar="N",
                    help=f"messages queued per subscriber before ZeroMQ drops its messages (default {DEFAULT_HWM})")
     p.add_argument("--record", type=Path, metavar="FILE.jsonl",
                    help="also write every published message, one JSON object per line")
@@ -65,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="play a file or folder at its own frame rate, as a camera would deliver it")
     p.add_argument("--stream-id", metavar="ID", help="name carried by every message (default: from the source)")
-    p.add_argument("--score-rate", type=_at_least(float, 0.0), default=10.0, metavar="HZ",
+    p.add_argument("--score-rate", type=at_least(float, 0.0), default=10.0, metavar="HZ",
                    help="how often per-frame probabilities are published, batched (default 10; 0 = never)")
-    p.add_argument("--wait-subscriber", type=_at_least(float, 0.0), default=0.0, metavar="S",
+    p.add_argument("--wait-subscriber", type=at_least(float, 0.0), default=0.0, metavar="S",
                    help="wait up to S seconds for a subscriber before streaming, so it misses nothing")
     p.add_argument("--demo-seed", type=int, default=0, metavar="N", help="seed of the --demo clip (default 0)")
     return p

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from mespot.cli.args import positive
 from mespot.client import DEFAULT_ENDPOINT, ProtocolError, Subscriber
 from mespot.stream.messages import TOPICS
 
@@ -23,15 +24,6 @@ def _topics(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(
             f"unknown topic(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(TOPICS)}")
     return topics
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write intervals as a MEGC proposal CSV: video_name,start_frame,end_frame,score,type_idx")
     p.add_argument("--video-name", metavar="NAME",
                    help="video_name column of --csv (default: the message's stream id)")
-    p.add_argument("--count", type=_positive(int), metavar="N", help="stop after N intervals")
-    p.add_argument("--timeout", type=_positive(float), metavar="S",
+    p.add_argument("--count", type=positive(int), metavar="N", help="stop after N intervals")
+    p.add_argument("--timeout", type=positive(float), metavar="S",
                    help="stop after S seconds without any message (default: wait for ever)")
     return p
 

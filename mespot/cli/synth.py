@@ -12,6 +12,7 @@ import argparse
 import sys
 from dataclasses import replace
 
+from mespot.cli.args import positive
 from mespot.config import ConfigError, load_config
 
 
@@ -23,18 +24,6 @@ def _size(text: str) -> tuple[int, int]:
     if w < 64 or h < 64:
         raise argparse.ArgumentTypeError(f"size {w}x{h} is too small (at least 64x64)")
     return w, h
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
 
 
 def _rate(text: str) -> float:
@@ -75,12 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identities", default="astronaut", metavar="LIST",
                    help="comma-separated: 'astronaut', image files (one identity per face), folders, "
                         "video files (default: astronaut)")
-    p.add_argument("--videos", type=_positive(int), default=4, metavar="N",
+    p.add_argument("--videos", type=positive(int), default=4, metavar="N",
                    help="number of videos; identities are used in turn (default 4)")
-    p.add_argument("--minutes", type=_positive(float), default=1.0, metavar="M",
+    p.add_argument("--minutes", type=positive(float), default=1.0, metavar="M",
                    help="length of each video in minutes (default 1)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="dataset seed (default 0)")
-    p.add_argument("--fps", type=_positive(float), default=30.0, help="frame rate (default 30)")
+    p.add_argument("--fps", type=positive(float), default=30.0, help="frame rate (default 30)")
     p.add_argument("--size", type=_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)")
     p.add_argument("--no-expressions", action="store_true",
                    help="distractors only (blinks, head motion, talking, light, noise): no annotations")
