@@ -2,9 +2,12 @@
 
 A tracker turns a BGR image into the 468 mesh points (pixels, (468, 2) float32) of ONE face, or
 None. Implementations:
-- `MediaPipeMeshTracker` (default): the legacy `mediapipe.solutions.face_mesh` graphs (models
-  shipped inside the mediapipe 0.10.21 wheel): a multi-face static graph to acquire, a one-face
-  graph in tracking mode (static_image_mode=False, detector only when lost) to follow.
+- `MeshModelTracker` (default, spec 'mesh'): acquires with the legacy multi-face static graph,
+  then follows with MediaPipe's landmark model run directly (`mespot.stream.meshmodel`): the same
+  region-of-interest rule and model as the graph's tracking mode, without the graph's overhead.
+- `MediaPipeMeshTracker` (spec 'mesh-graph'): the legacy `mediapipe.solutions.face_mesh` graphs
+  (models shipped inside the mediapipe 0.10.21 wheel): a multi-face static graph to acquire, a
+  one-face graph in tracking mode (static_image_mode=False, detector only when lost) to follow.
 - `TasksLandmarkerTracker`: MediaPipe Tasks `FaceLandmarker` in VIDEO mode, for a user-supplied
   `.task` bundle (its first 468 points are the same mesh).
 
@@ -120,6 +123,14 @@ def _to_array(landmark_list) -> np.ndarray:
     return np.array([(p.x, p.y) for p in list(landmark_list)[:MESH_SIZE]], dtype=np.float32)
 
 
+def _face_mesh_module():
+    try:
+        from mediapipe.python.solutions import face_mesh
+    except ImportError as exc:
+        raise TrackerError("the face tracker needs mediapipe==0.10.21 (pip install mediapipe==0.10.21)") from exc
+    return face_mesh
+
+
 class MediaPipeMeshTracker(Tracker):
     """Legacy MediaPipe face mesh: acquire the largest face, then track it inside a window.
 
@@ -142,11 +153,7 @@ class MediaPipeMeshTracker(Tracker):
         self.window_scale = window_scale
         self._conf = dict(refine_landmarks=False, min_detection_confidence=min_detection_confidence,
                           min_tracking_confidence=min_tracking_confidence)
-        try:
-            from mediapipe.python.solutions import face_mesh
-        except ImportError as exc:
-            raise TrackerError("the face tracker needs mediapipe==0.10.21 (pip install mediapipe==0.10.21)") from exc
-        self._face_mesh = face_mesh
+        self._face_mesh = face_mesh = _face_mesh_module()
         self._acquire = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, **self._conf)
         self._follow = self._new_follow_graph()
         self._window: tuple[int, int, int, int] | None = None   # x0, y0, x1, y1 in image pixels
@@ -218,6 +225,69 @@ class MediaPipeMeshTracker(Tracker):
                 "min_tracking_confidence": self._conf["min_tracking_confidence"]}
 
 
+class MeshModelTracker(Tracker):
+    """Face mesh with the landmark model run directly: acquire with the static graph, then track.
+
+    Acquisition is the legacy multi-face static-image graph (largest face, `FaceSelector`). While
+    a face is followed, each frame runs only the landmark model on the region of interest derived
+    from the previous frame's landmarks (MediaPipe's tracking-mode rule, `mespot.stream.meshmodel`).
+    A presence score below `min_tracking_confidence`, or a jump (`FaceSelector`), loses the track:
+    None for that frame, acquisition on the next.
+    """
+
+    name = "mediapipe-face-mesh-model"
+
+    def __init__(self, max_faces: int = 3, *, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, max_shift: float = 0.5, num_threads: int = 1) -> None:
+        super().__init__(max_faces, max_shift)
+        from mespot.stream.meshmodel import FaceMeshModel, MeshModelError
+
+        self.min_detection_confidence = min_detection_confidence
+        self.min_tracking_confidence = min_tracking_confidence
+        try:
+            self._model = FaceMeshModel(num_threads=num_threads)
+        except MeshModelError as exc:
+            raise TrackerError(str(exc)) from exc
+        self._acquire = _face_mesh_module().FaceMesh(
+            static_image_mode=True, max_num_faces=max_faces, refine_landmarks=False,
+            min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence)
+        self._roi = None            # mespot.stream.meshmodel.Roi for the next frame, None when lost
+
+    def _faces(self, rgb: np.ndarray) -> list[np.ndarray]:
+        result = self._acquire.process(rgb)
+        return [_to_array(f) for f in (result.multi_face_landmarks or [])]
+
+    def track(self, image_bgr: np.ndarray) -> np.ndarray | None:
+        from mespot.stream.meshmodel import roi_from_landmarks
+
+        if self._roi is None:
+            face = super().track(image_bgr)          # acquisition: largest face (FaceSelector)
+        else:
+            points, presence = self._model.run(image_bgr, self._roi)
+            if presence < self.min_tracking_confidence:
+                self.selector.reset()
+                face = None
+            else:
+                face = self.selector.choose([points])
+        self._roi = None if face is None else roi_from_landmarks(face)
+        return face
+
+    def reset(self) -> None:
+        super().reset()
+        self._roi = None
+
+    def close(self) -> None:
+        if self._acquire is not None:
+            self._acquire.close()
+            self._acquire = None
+        self._model.close()
+
+    def config(self) -> dict:
+        return {**super().config(), "refine_landmarks": False, "num_threads": self._model.num_threads,
+                "min_detection_confidence": self.min_detection_confidence,
+                "min_tracking_confidence": self.min_tracking_confidence}
+
+
 class TasksLandmarkerTracker(Tracker):
     """MediaPipe Tasks `FaceLandmarker` (VIDEO running mode) from a user-supplied `.task` file."""
 
@@ -269,9 +339,12 @@ class TasksLandmarkerTracker(Tracker):
 
 
 def make_tracker(spec: str | None = None, *, max_faces: int = 3) -> Tracker:
-    """None or 'mesh' -> MediaPipeMeshTracker; a path to a `.task` file -> TasksLandmarkerTracker."""
+    """None or 'mesh' -> MeshModelTracker; 'mesh-graph' -> MediaPipeMeshTracker (the legacy
+    tracking graph); a path to a `.task` file -> TasksLandmarkerTracker."""
     if spec in (None, "mesh", "mediapipe"):
+        return MeshModelTracker(max_faces)
+    if spec == "mesh-graph":
         return MediaPipeMeshTracker(max_faces)
     if str(spec).endswith(".task"):
         return TasksLandmarkerTracker(spec, max_faces)
-    raise TrackerError(f"unknown tracker {spec!r}; valid: 'mesh' or a path to a FaceLandmarker .task file")
+    raise TrackerError(f"unknown tracker {spec!r}; valid: 'mesh', 'mesh-graph' or a path to a FaceLandmarker .task file")
