@@ -1,4 +1,8 @@
-"""Mesh -> iBUG mapping against hand-read positions, and which face the tracker follows."""
+"""Mesh -> iBUG mapping against hand-read positions, and which face the tracker follows.
+
+Both face-mesh trackers are checked: 'mesh' (the landmark model run directly, the default) and
+'mesh-graph' (the legacy tracking graph).
+"""
 from __future__ import annotations
 
 import cv2
@@ -6,7 +10,9 @@ import numpy as np
 import pytest
 
 from mespot.stream.landmarks import MESH_OF_IBUG, ROI_IBUG, mesh_indices
-from mespot.stream.tracker import FaceSelector, MediaPipeMeshTracker, face_box
+from mespot.stream.tracker import FaceSelector, MediaPipeMeshTracker, face_box, make_tracker
+
+TRACKERS = ("mesh", "mesh-graph")
 
 # Pixel boxes (x0, x1, y0, y1) read by hand from a 4-8x zoom of shared/media/single_face.jpg
 # (572x562): where each anatomical point is on that face, independent of any landmark model.
@@ -29,17 +35,20 @@ HAND_BOXES = {
 }
 
 
-@pytest.fixture(scope="module")
-def single_face_mesh():
+@pytest.fixture(scope="module", params=TRACKERS)
+def single_face_mesh(request):
+    """The mesh on single_face.jpg after three frames: acquisition, then two tracked frames."""
     from mespot.paths import shared_file
 
     path = shared_file("media", "single_face.jpg")
     if path is None:
         pytest.skip("reference file shared/media/single_face.jpg not present (set MESPOT_SHARED)")
-    tracker = MediaPipeMeshTracker()
-    mesh = tracker.track(cv2.imread(str(path)))
+    image = cv2.imread(str(path))
+    tracker = make_tracker(request.param)
+    for _ in range(3):
+        mesh = tracker.track(image)
+        assert mesh is not None, f"{request.param}: no face found in single_face.jpg"
     tracker.close()
-    assert mesh is not None, "no face found in single_face.jpg"
     return mesh
 
 
@@ -76,9 +85,10 @@ def test_selector_takes_largest_then_follows_the_track():
     assert sel.choose([]) is None
 
 
-def test_tracker_follows_the_largest_face_of_a_group(shared_path):
+@pytest.mark.parametrize("spec", TRACKERS)
+def test_tracker_follows_the_largest_face_of_a_group(shared_path, spec):
     image = cv2.imread(str(shared_path("media", "multi_face.jpg")))
-    tracker = MediaPipeMeshTracker(max_faces=4)
+    tracker = make_tracker(spec, max_faces=4)
     faces = tracker._faces(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     assert len(faces) >= 2, "multi_face.jpg should show several faces"
     size = np.array([image.shape[1], image.shape[0]])
@@ -103,7 +113,7 @@ def test_tracker_choice_errors_are_clear(tmp_path):
     bogus.write_bytes(b"not a model bundle")
     with pytest.raises(TrackerError, match="cannot load FaceLandmarker"):
         make_tracker(str(bogus))
-    with pytest.raises(TrackerError, match="valid: 'mesh'"):
+    with pytest.raises(TrackerError, match="valid: 'mesh', 'mesh-graph'"):
         make_tracker("dlib")
 
 
