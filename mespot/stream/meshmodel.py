@@ -120,16 +120,19 @@ class FaceMeshModel:
         self._input = self._interp.tensor(inp["index"])       # a view getter: no copy of the buffer
         self._landmarks_index = outputs[NUM_LANDMARKS * 3]
         self._flag_index = outputs[1]
-        self._crop = np.empty((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+        self._crop = np.empty((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)       # BGR, then RGB
+        self._crop_rgb = np.empty_like(self._crop)
 
     def run(self, image_bgr: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """Landmarks (468, 2) float32 in image pixels and the face-presence score in [0, 1]."""
         m = roi_to_input_matrix(roi)
         cv2.warpAffine(image_bgr, m, (INPUT_SIZE, INPUT_SIZE), dst=self._crop, flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
+        cv2.cvtColor(self._crop, cv2.COLOR_BGR2RGB, dst=self._crop_rgb)
         tensor = self._input()[0]
-        # BGR uint8 -> RGB float [0, 1], written straight into the interpreter's input buffer.
-        np.multiply(self._crop[:, :, ::-1], np.float32(1 / 255), out=tensor, casting="unsafe")
+        # RGB uint8 -> float [0, 1], written straight into the interpreter's input buffer (a
+        # contiguous source: numpy's strided channel reversal costs 10x more than cvtColor).
+        np.multiply(self._crop_rgb, np.float32(1 / 255), out=tensor, casting="unsafe")
         del tensor                  # the interpreter refuses to run while a view of its buffer lives
         self._interp.invoke()
         xyz = self._interp.get_tensor(self._landmarks_index).reshape(NUM_LANDMARKS, 3)
