@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frame pairs timed with TV-L1 (slow; default: 15)")
     parser.add_argument("--no-realtime", action="store_true",
                         help="read the file as fast as possible instead of at its own rate")
+    parser.add_argument("--tracker", metavar="SPEC",
+                        help="face tracker: 'mesh' (default: the landmark model run directly), 'mesh-graph' "
+                             "(the legacy MediaPipe tracking graph) or a FaceLandmarker .task file")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
 
 
@@ -71,13 +74,14 @@ def _percentiles(values) -> dict:
             "p99": round(float(p99), 3), "max": round(float(a.max()), 3), "mean": round(float(a.mean()), 3)}
 
 
-def _run_path(source_spec: str, fps: float, realtime: bool, flow: str, limit: int | None = None):
+def _run_path(source_spec: str, fps: float, realtime: bool, flow: str, limit: int | None = None,
+              tracker: str | None = None):
     """Play the source through capture + front-end; per-frame stage times and end-to-end latency."""
     from mespot.stream.capture import CaptureThread
     from mespot.stream.frontend import STAGES, FrontEnd
     from mespot.stream.sources import open_source
 
-    frontend = FrontEnd(fps, flow=flow)
+    frontend = FrontEnd(fps, flow=flow, tracker=tracker)
     stages = {k: [] for k in STAGES}
     latency, process_ms, valid = [], [], 0
     source = open_source(source_spec, target_fps=fps, realtime=realtime)
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from mespot.stream.sources import SourceError
+    from mespot.stream.tracker import TrackerError
 
     console = Console()
     if args.frames < 2 or args.tvl1_frames < 1 or args.fps <= 0:
@@ -118,10 +123,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             console.print(f"front-end bench on {what} ({'real time' if not args.no_realtime else 'as fast as possible'})")
             stages, latency, process_ms, valid, stats, dropped, cpu_ms = _run_path(
-                spec, args.fps, not args.no_realtime, "dis")
+                spec, args.fps, not args.no_realtime, "dis", tracker=args.tracker)
             console.print(f"TV-L1 on the first {args.tvl1_frames} frames ...")
-            tv_stages, *_ = _run_path(spec, args.fps, False, "tvl1", limit=args.tvl1_frames + 1)
-        except SourceError as exc:
+            tv_stages, *_ = _run_path(spec, args.fps, False, "tvl1", limit=args.tvl1_frames + 1,
+                                      tracker=args.tracker)
+        except (SourceError, TrackerError) as exc:
             console.print(f"spot-bench frontend: {exc}", style="red")
             return 2
     n_tv = len(tv_stages["flow"])
@@ -134,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         "source": what,
         "realtime": not args.no_realtime,
         "fps": args.fps,
+        "tracker": args.tracker or "mesh",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
         "frames": len(latency), "valid": valid, "source_stats": stats, "capture_dropped": dropped,
