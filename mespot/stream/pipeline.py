@@ -96,14 +96,36 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def percentiles(values: Iterable[float]) -> dict[str, float]:
-    """p50/p95/p99/max in ms (NaN-free input), or an empty dict when there are no values."""
-    a = np.fromiter(values, dtype=np.float64)
-    if a.size == 0:
-        return {}
-    p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3),
-            "max": round(float(a.max()), 3)}
+class StageLog:
+    """Stage times (ms) of the newest `size` frames: one row per frame, columns in STAGES order.
+
+    A preallocated ring, so a frame costs one row write, and the percentiles of all stages come
+    from one numpy call (the status message once a second was the loop's slowest frame when it
+    sorted nine deques of Python floats).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._rows = np.zeros((size, len(STAGES)))
+        self._count = 0
+
+    def add(self, stage_ms: dict[str, float]) -> None:
+        self._rows[self._count % len(self._rows)] = [stage_ms[s] for s in STAGES]
+        self._count += 1
+
+    def percentiles(self, last: int | None = None) -> dict[str, dict[str, float]]:
+        """Per stage p50/p95/p99/max in ms over the newest `last` frames (all kept when None);
+        an empty dict per stage before the first frame."""
+        size = len(self._rows)
+        n = min(self._count, size if last is None else min(last, size))
+        if n == 0:
+            return {s: {} for s in STAGES}
+        end = self._count % size
+        rows = self._rows[end - n:end] if n <= end else np.concatenate([self._rows[end - n:], self._rows[:end]])
+        q = np.percentile(rows, [50, 95, 99], axis=0)
+        top = rows.max(axis=0)
+        return {s: {"p50": round(float(q[0, i]), 3), "p95": round(float(q[1, i]), 3),
+                    "p99": round(float(q[2, i]), 3), "max": round(float(top[i]), 3)}
+                for i, s in enumerate(STAGES)}
 
 
 class LivePipeline:
@@ -133,8 +155,7 @@ class LivePipeline:
         self._stamp_keep = reach + 16
         self._stamps: dict[int, FrameStamp] = {}
         self._stamp_order: deque[int] = deque()
-        self._recent = {s: deque(maxlen=STATUS_WINDOW) for s in STAGES}
-        self._all = {s: deque(maxlen=SUMMARY_WINDOW) for s in STAGES}
+        self._stage_log = StageLog(SUMMARY_WINDOW)
         self._scores: list[tuple[int, bool, np.ndarray | None]] = []
         self._intervals: list[Interval] = []
         self._frames = 0
@@ -220,9 +241,7 @@ class LivePipeline:
         stage_ms["peakpicker"] = (t_picker - t_inference) * 1000.0
         stage_ms["publish"] = (t_done - t_picker) * 1000.0
         stage_ms["end_to_end"] = (t_done - frame.t_monotonic) * 1000.0
-        for name, value in stage_ms.items():
-            self._recent[name].append(value)
-            self._all[name].append(value)
+        self._stage_log.add(stage_ms)
         record = FrameRecord(features.index, bool(features.valid), self._face_present, frame.t_monotonic,
                              stage_ms, tuple(rows), tuple(intervals))
         for observer in self.observers:
@@ -287,7 +306,7 @@ class LivePipeline:
             "frames": self._frames,
             "valid_frames": self._valid_frames,
             "fps": round(fps, 3),
-            "latency_ms": {s: percentiles(self._recent[s]) for s in STAGES},
+            "latency_ms": self._stage_log.percentiles(last=STATUS_WINDOW),
             "dropped": {"capture": int(self.capture.dropped), "publish": int(self.bus.dropped)},
             "face_present": self._face_present,
             "intervals": {k: sum(i.kind == k for i in self._intervals) for k in KINDS},
@@ -316,4 +335,4 @@ class LivePipeline:
         summary.intervals = list(self._intervals)
         summary.dropped = {"capture": int(self.capture.dropped), "publish": int(self.bus.dropped)}
         summary.messages = self.bus.counts()
-        summary.latency_ms = {s: percentiles(self._all[s]) for s in STAGES}
+        summary.latency_ms = self._stage_log.percentiles()
