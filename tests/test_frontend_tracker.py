@@ -119,3 +119,27 @@ def test_no_face_in_the_roi_loses_the_track_and_the_next_frame_reacquires(shared
     assert tracker._roi is None
     assert tracker.track(image) is not None          # re-acquired
     tracker.close()
+
+
+def test_a_jump_of_the_model_output_loses_the_track(shared_path):
+    """The model, fed the previous ROI, may lock onto something else: FaceSelector's rule applies."""
+    image = cv2.imread(str(shared_path("media", "single_face.jpg")))
+    tracker = MeshModelTracker()
+    face = tracker.track(image)
+    assert face is not None
+    width = face[:, 0].max() - face[:, 0].min()
+
+    class Shifted:          # the real model's output, moved by a whole face width
+        def __init__(self, model):
+            self.model = model
+
+        def run(self, bgr, roi):
+            points, presence = self.model.run(bgr, roi)
+            return points + np.float32(width), presence
+
+        def close(self):
+            self.model.close()
+
+    tracker._model = Shifted(tracker._model)
+    assert tracker.track(image) is None and tracker._roi is None
+    tracker.close()
