@@ -26,20 +26,38 @@ def template_points(crop_size: int) -> np.ndarray:
     return pts * (crop_size / REFERENCE_CROP)
 
 
+class SimilarityFit:
+    """Closed-form least-squares similarity mapping K source points onto fixed `dst` (K, 2) points.
+
+    The destination is centred once here; a call costs a handful of numpy operations (this runs
+    every frame, when each call is slow after a frame period of idle).
+    """
+
+    def __init__(self, dst: np.ndarray) -> None:
+        dst = np.asarray(dst, dtype=np.float64)
+        self._md = np.add.reduce(dst, axis=0) / len(dst)      # = dst.mean(axis=0), bit for bit
+        d = dst - self._md
+        self._dx, self._dy = d[:, 0].copy(), d[:, 1].copy()
+
+    def __call__(self, src: np.ndarray) -> np.ndarray:
+        """(K, 2) source points -> (2, 3) float64 matrix."""
+        src = np.asarray(src, dtype=np.float64)
+        ms = np.add.reduce(src, axis=0) / len(src)
+        s = src - ms
+        denom = float((s * s).sum())
+        if denom < 1e-9:
+            raise ValueError("alignment points are degenerate (all at one place)")
+        sx, sy = s[:, 0], s[:, 1]
+        a = float((sx * self._dx + sy * self._dy).sum()) / denom
+        b = float((sx * self._dy - sy * self._dx).sum()) / denom
+        rot = np.array([[a, -b], [b, a]])
+        t = self._md - rot @ ms
+        return np.array([[a, -b, t[0]], [b, a, t[1]]])
+
+
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Closed-form least-squares similarity mapping src (K, 2) onto dst (K, 2); a (2, 3) matrix."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    ms, md = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - ms, dst - md
-    denom = float((s * s).sum())
-    if denom < 1e-9:
-        raise ValueError("alignment points are degenerate (all at one place)")
-    a = float((s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum()) / denom
-    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / denom
-    rot = np.array([[a, -b], [b, a]])
-    t = md - rot @ ms
-    return np.hstack([rot, t[:, None]])
+    return SimilarityFit(dst)(src)
 
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -55,6 +73,7 @@ class Aligner:
             raise ValueError(f"crop_size must be in 64..512 px, got {crop_size}")
         self.crop_size = int(crop_size)
         self.template = template_points(self.crop_size)
+        self._fit = SimilarityFit(self.template)
 
     def new_crop(self) -> np.ndarray:
         """An output buffer of the crop's shape (callers keep and reuse these)."""
@@ -62,7 +81,7 @@ class Aligner:
 
     def transform(self, align_points: np.ndarray) -> np.ndarray:
         """(2, 3) image-to-crop matrix from the ALIGN_IBUG points of one frame (pixels)."""
-        return fit_similarity(align_points, self.template)
+        return self._fit(align_points)
 
     def warp(self, image: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Warp `image` (grey or colour) into `out` (crop_size x crop_size, same channels)."""
