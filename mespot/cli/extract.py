@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flow", choices=("dis", "tvl1"), default="dis",
                         help="optical flow: dis (default, real time) or tvl1 (the reference's, very slow)")
     parser.add_argument("--crop-size", type=int, default=128, help="aligned face crop side in pixels (default: 128)")
-    parser.add_argument("--tracker", metavar="FILE.task",
-                        help="MediaPipe Tasks FaceLandmarker bundle instead of the built-in face mesh")
+    parser.add_argument("--tracker", metavar="SPEC",
+                        help="landmarker: 'mesh' (default: MediaPipe's face-mesh model run directly), "
+                             "'mesh-graph' (the MediaPipe graph) or a FaceLandmarker FILE.task")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                         help="parallel videos in dataset mode (default: CPU count, at most 4)")
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
