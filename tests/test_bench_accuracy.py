@@ -41,6 +41,8 @@ def test_tiny_run_writes_well_formed_json(tmp_path, capsys):
     assert set(printed["delay_ms"]) >= {"p50", "p90", "max"}
     assert printed["distractor_only"]["videos"] == 1
     assert printed["online_offline_max_abs_prob_diff"] < 1e-4
+    assert set(printed["online_by_face"]) == {"astronaut"}
+    assert printed["online_by_face"]["astronaut"] == printed["online"]
     assert {c["check"] for c in printed["checks"]} and all(isinstance(c["pass"], bool) for c in printed["checks"])
     assert plot.stat().st_size > 10_000
 
@@ -50,3 +52,30 @@ def test_bad_arguments_exit_2(capsys):
     assert "--videos" in capsys.readouterr().err
     assert bench_main(["accuracy", "--identities", "astronaut", "--faces", "nobody"]) == 2
     assert "nobody" in capsys.readouterr().err
+
+
+def test_online_scores_per_face_add_up_to_the_whole():
+    """Two faces, hand-made emissions: each face is scored on its own videos only."""
+    import numpy as np
+
+    from mespot.bench.accuracy import VideoResult, evaluate_results
+    from mespot.config import load_config
+    from mespot.engine.runtime import open_runtime
+    from mespot.models import default_model_path
+    from mespot.types import Interval
+
+    def video(name, face, truth, emitted):
+        r = VideoResult(name, True, face, truth=truth, emitted=[(i, i.offset + 5) for i in emitted])
+        r.features, r.valid, r.frames = np.zeros((200, 12, 2), np.float32), np.ones(200, bool), 200
+        return r
+
+    hit, miss = Interval("micro", 20, 25, 32), Interval("macro", 100, 120, 150)
+    results = [video("a_000", "a", [hit, miss], [hit]),                          # 1 of 2 found
+               video("b_000", "b", [hit], [Interval("macro", 20, 25, 32)])]      # wrong kind
+    report = evaluate_results(results, open_runtime(default_model_path("onnx"), "onnx"), load_config("live"))
+    faces = report["online_by_face"]
+    assert set(faces) == {"a", "b"}
+    assert (faces["a"]["overall"]["tp"], faces["a"]["overall"]["m"]) == (1, 2)
+    assert (faces["b"]["overall"]["tp"], faces["b"]["overall"]["n"]) == (0, 1)
+    for key in ("tp", "n", "m"):
+        assert faces["a"]["overall"][key] + faces["b"]["overall"][key] == report["online"]["overall"][key]

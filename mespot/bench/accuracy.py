@@ -90,6 +90,7 @@ class VideoResult:
 
     name: str
     expressions: bool
+    face: str = ""                                                      # identity name
     truth: list[Interval] = field(default_factory=list)               # planted
     emitted: list[tuple[Interval, int]] = field(default_factory=list)  # (interval, frame index at emission)
     online_rows: dict = field(default_factory=dict)    # feature index -> (8,) probabilities
@@ -119,7 +120,7 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
                                 size=identity.size, expressions=job.expressions, params=params,
                                 config=config, progress=False, overwrite=True)
     video = manifest["videos"][0]
-    result = VideoResult(job.name, job.expressions)
+    result = VideoResult(job.name, job.expressions, identity.name)
     result.truth = [Interval(e["kind"], e["onset"], e["apex"], e["offset"]) for e in video["expressions"]]
 
     class Recorder(PipelineObserver):
@@ -191,6 +192,13 @@ def _delays(results: list[VideoResult], fps: float) -> dict[str, list[float]]:
     return out
 
 
+def _by_face(results: list[VideoResult]) -> dict[str, list[VideoResult]]:
+    groups: dict[str, list[VideoResult]] = {}
+    for r in results:
+        groups.setdefault(r.face, []).append(r)
+    return groups
+
+
 def _distribution(values: list[float]) -> dict:
     if not values:
         return {"p50": None, "p90": None, "max": None, "n": 0}
@@ -224,6 +232,9 @@ def evaluate_results(results: list[VideoResult], runtime, config) -> dict:
         "delay_ms": _distribution(delays["micro"] + delays["macro"]),
         "delay_ms_by_kind": {k: {**_distribution(delays[k]), "bound": round(bounds[k], 1)} for k in KINDS},
         "online_offline_max_abs_prob_diff": parity,
+        # Per held-out face: a mean over faces can hide one face the model does not generalise to.
+        "online_by_face": {face: _score(group, {r.name: online[r.name] for r in group})
+                           for face, group in _by_face(scored).items()},
     }
     report["delay_ms"]["bound"] = round(max(bounds.values()), 1)
     distractor = [r for r in results if not r.expressions]
@@ -272,6 +283,10 @@ def _print_table(report: dict, meta: dict) -> None:
         s = report[key]
         table.add_row(label, *(f"{s[k]['precision']:.3f} / {s[k]['recall']:.3f} / {s[k]['f1']:.3f}"
                                for k in ("micro", "macro", "overall")),
+                      f"{s['overall']['tp']}/{s['overall']['n']}/{s['overall']['m']}")
+    for face, s in report["online_by_face"].items():
+        table.add_row(f"  online, face {face}", *(f"{s[k]['precision']:.3f} / {s[k]['recall']:.3f} / {s[k]['f1']:.3f}"
+                                                  for k in ("micro", "macro", "overall")),
                       f"{s['overall']['tp']}/{s['overall']['n']}/{s['overall']['m']}")
     console.print(table)
     d = report["delay_ms_by_kind"]
