@@ -21,7 +21,7 @@ BEGIN = "<!-- latency-table:begin (python -m mespot.bench.readme_table) -->"
 END = "<!-- latency-table:end -->"
 BACKEND_NAMES = {"onnx": "ONNX Runtime (CPU)", "torch": "PyTorch (CPU)", "tensorrt": "TensorRT",
                  "onnx:cuda": "ONNX Runtime (CUDA)", "torch:cuda": "PyTorch (CUDA)"}
-STAGE_LABELS = (("capture", "capture queue wait"), ("landmarks", "landmarks (MediaPipe mesh)"),
+STAGE_LABELS = (("capture", "capture queue wait"), ("landmarks", "landmarks (face-mesh model)"),
                 ("align", "alignment"), ("flow", "flow (DIS)"), ("roi", "ROI features"),
                 ("inference", "inference (online engine)"), ("peakpicker", "peak-picker"),
                 ("publish", "publish (ZeroMQ)"))
