@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from mespot.stream.landmarks import MESH_SIZE
+from mespot.stream.meshmodel import FaceMeshModel, MeshModelError, roi_from_landmarks
 
 
 class TrackerError(RuntimeError):
@@ -240,8 +241,6 @@ class MeshModelTracker(Tracker):
     def __init__(self, max_faces: int = 3, *, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, max_shift: float = 0.5, num_threads: int = 1) -> None:
         super().__init__(max_faces, max_shift)
-        from mespot.stream.meshmodel import FaceMeshModel, MeshModelError
-
         self.min_detection_confidence = min_detection_confidence
         self.min_tracking_confidence = min_tracking_confidence
         try:
@@ -258,8 +257,6 @@ class MeshModelTracker(Tracker):
         return [_to_array(f) for f in (result.multi_face_landmarks or [])]
 
     def track(self, image_bgr: np.ndarray) -> np.ndarray | None:
-        from mespot.stream.meshmodel import roi_from_landmarks
-
         if self._roi is None:
             face = super().track(image_bgr)          # acquisition: largest face (FaceSelector)
         else:
