@@ -9,6 +9,7 @@ from mespot.featurefile import valid_runs
 from mespot.paths import shared_file
 from mespot.stream.frontend import STAGES, FrontEnd, extract_features
 from mespot.types import Frame
+from video_frames import read_frames
 
 
 def _media(name: str):
@@ -25,15 +26,7 @@ def single_face():
 
 @pytest.fixture(scope="module")
 def single_face_frames():
-    cap = cv2.VideoCapture(str(_media("single_face.mp4")))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
+    return read_frames(_media("single_face.mp4"))
 
 
 def _frame(i: int, image, t: float | None = None) -> Frame:

@@ -11,21 +11,14 @@ import pytest
 from mespot.stream.landmarks import ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG, mesh_indices
 from mespot.stream.meshmodel import INPUT_SIZE, Roi, roi_from_landmarks, roi_to_input_matrix
 from mespot.stream.tracker import MeshModelTracker, make_tracker
+from video_frames import read_frames
 
 # The mesh points the front-end uses (ROI centres, alignment, head-motion box).
 USED = np.unique(mesh_indices(tuple(set(ROI_IBUG) | set(ALIGN_IBUG) | set(INNER_EYE_IBUG) | set(NOSE_BOX_IBUG))))
 
 
 def _frames(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
+    return read_frames(path)
 
 
 def _run(spec: str, frames: list[np.ndarray]) -> list[np.ndarray | None]:

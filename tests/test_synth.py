@@ -17,6 +17,7 @@ from mespot.synth.identities import IdentityError, list_identities
 from mespot.synth.render import FrameRenderer, render_video
 from mespot.synth.timeline import (ANNOTATION_FRACTION, Expression, SynthParams, Timeline,
                                    decoding_limits, plan_timeline, sample_profile)
+from video_frames import read_frames
 
 SMALL = (320, 240)
 
@@ -32,15 +33,7 @@ def small_astronaut():
 
 
 def _decode(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
+    return read_frames(path)
 
 
 def _read_csv(path) -> list[dict]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mespot.config import ConfigError, TrainConfig, config_from_dict, load_config
+from mespot.config import ConfigError, TrainConfig, config_from_dict
 from mespot.engine.priors import prior_adjacency
 from mespot.train.augment import MIRROR_ROIS, augment_windows, mirror_features
 from mespot.train.loop import train_model
