@@ -87,7 +87,9 @@ def latency_table(latency: dict, streams: dict | None = None) -> str:
     targets = ["| target (issue 6) | measured | verdict |", "|---|---:|---|"]
     for t in latency["targets"]:
         measured = f"{t['measured']} {t['unit']}" if t.get("measured") is not None else "-"
-        margin = f" ({t['margin']:+.2f} {t['unit']})" if "margin" in t else ""
+        # three decimals below 0.01, so a miss never prints as "-0.00"
+        margin = (f" ({t['margin']:+.{3 if abs(t['margin']) < 0.01 else 2}f} {t['unit']})"
+                  if "margin" in t else "")
         targets.append(f"| {t['target']} <= {t['limit']} {t['unit']} | {measured} | **{t['verdict']}**{margin} |")
     if latency.get("streams_by_cpu_time") is not None:
         out.append(f"By CPU time alone ({latency['cpu_ms_per_frame']} ms per frame, all threads), "
