@@ -53,6 +53,25 @@ def test_smile_shows_as_a_rise_of_the_mouth_corners(single_face):
     assert smile > 2.5 * mag[16:23, [6, 7]].mean()
 
 
+def test_previous_frame_from_its_patch_or_reconverted_gives_the_same_features(single_face_frames, monkeypatch):
+    """The grey patch kept from the previous frame is a cache: converting the previous frame again
+    (what happens when the head moved out of the patch) must give the very same features."""
+    from mespot.stream.align import GreyPatch
+
+    def run() -> tuple[np.ndarray, int]:
+        fe = FrontEnd(30.0)
+        feats = [fe.process(_frame(i, im)).features for i, im in enumerate(single_face_frames[:20])]
+        fe.close()
+        return np.stack(feats), fe.patch_misses
+
+    cached, misses = run()
+    assert misses == 1                           # the second frame: the first frame of a track keeps no patch
+    monkeypatch.setattr(GreyPatch, "covers", lambda self, box: False)
+    reconverted, misses = run()
+    assert misses == 19
+    np.testing.assert_array_equal(cached, reconverted)
+
+
 def test_still_image_sequence_gives_near_zero_features(shared_path, tmp_path):
     image = cv2.imread(str(shared_path("media", "single_face.jpg")))
     for i in range(8):

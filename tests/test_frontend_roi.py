@@ -128,3 +128,31 @@ def test_template_is_symmetric_and_scales_with_the_crop():
     np.testing.assert_allclose(template_points(256), 2 * t128)
     with pytest.raises(ValueError):
         Aligner(32)
+
+
+def _textured_frame(h: int = 240, w: int = 320) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return np.ascontiguousarray(np.kron(small, np.ones((8, 8, 1), np.uint8)) + rng.integers(0, 9, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("shift", [(40.0, 30.0), (-15.0, -10.0), (250.0, 190.0)])   # inside, over the top-left, bottom-right edge
+def test_grey_patch_warp_equals_the_whole_grey_frame(shift):
+    import cv2
+
+    frame = _textured_frame()
+    aligner = Aligner(128)
+    angle, scale = np.radians(7.0), 1.3
+    matrix = np.array([[scale * np.cos(angle), -scale * np.sin(angle), -shift[0] * scale],
+                       [scale * np.sin(angle), scale * np.cos(angle), -shift[1] * scale]])
+    inverse = cv2.invertAffineTransform(matrix)
+    whole = cv2.warpAffine(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), matrix, (128, 128),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    box = aligner.source_box(inverse, 320, 240)
+    for margin in (0, 9):
+        patch = aligner.grey_patch(frame, aligner.source_box(inverse, 320, 240, margin))
+        assert patch.covers(box)
+        np.testing.assert_array_equal(aligner.warp(patch, inverse, aligner.new_crop()), whole)
+    x0, y0, x1, y1 = box
+    smaller = aligner.grey_patch(frame, (x0 + 1, y0, x1, y1))
+    assert x0 == 0 or not smaller.covers(box)

@@ -7,6 +7,9 @@ y = 26 and the lower lip at about y = 102 (template measured from a frontal face
 """
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -65,8 +68,27 @@ def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
+class GreyPatch(NamedTuple):
+    """A grey copy of the part of a frame a crop reads; (x0, y0) is its top-left pixel in the frame."""
+
+    pixels: np.ndarray
+    x0: int
+    y0: int
+
+    def covers(self, box: tuple[int, int, int, int]) -> bool:
+        x0, y0, x1, y1 = box
+        h, w = self.pixels.shape
+        return self.x0 <= x0 and self.y0 <= y0 and x1 <= self.x0 + w and y1 <= self.y0 + h
+
+
 class Aligner:
-    """Fits the transform of one frame and warps grey images into the canonical crop."""
+    """Fits the transform of one frame and warps grey patches of frames into the canonical crop.
+
+    Only the part of a frame that the crop reads is converted to grey (a `GreyPatch`): converting
+    and warping one channel of ~250x250 px costs about half of warping three channels out of the
+    whole frame and converting the crop, mostly in memory traffic, which is what a frame costs
+    after a frame period of idle (measured: 0.37 against 0.65 ms for both crops).
+    """
 
     def __init__(self, crop_size: int = 128) -> None:
         if not 64 <= crop_size <= 512:
@@ -83,8 +105,38 @@ class Aligner:
         """(2, 3) image-to-crop matrix from the ALIGN_IBUG points of one frame (pixels)."""
         return self._fit(align_points)
 
-    def warp(self, image: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Warp `image` (grey or colour) into `out` (crop_size x crop_size, same channels)."""
-        cv2.warpAffine(image, matrix, (self.crop_size, self.crop_size), dst=out,
-                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    def source_box(self, inverse: np.ndarray, width: int, height: int, margin: int = 0
+                   ) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1), x1/y1 exclusive: the frame pixels a warp with the crop-to-image matrix
+        `inverse` reads (bilinear: the pixel below and the one after each sample point), grown by
+        `margin` px on every side and clipped to a `width` x `height` frame."""
+        (a, b, tx), (c, d, ty) = inverse.tolist()
+        s = self.crop_size - 1
+        xs = (tx, tx + a * s, tx + b * s, tx + a * s + b * s)
+        ys = (ty, ty + c * s, ty + d * s, ty + c * s + d * s)
+        x0 = max(math.floor(min(xs)) - 1 - margin, 0)
+        y0 = max(math.floor(min(ys)) - 1 - margin, 0)
+        x1 = min(math.floor(max(xs)) + 3 + margin, width)
+        y1 = min(math.floor(max(ys)) + 3 + margin, height)
+        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+    @staticmethod
+    def grey_patch(image: np.ndarray, box: tuple[int, int, int, int]) -> GreyPatch:
+        """Grey copy of `box` of a BGR frame."""
+        x0, y0, x1, y1 = box
+        return GreyPatch(cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), x0, y0)
+
+    def warp(self, patch: GreyPatch, inverse: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Warp a grey patch into `out` (crop_size x crop_size) with the crop-to-image matrix.
+
+        The patch's offset is taken off the matrix's translation (an exact float subtraction of
+        integers), so a patch that covers the source box gives the crop of the whole grey frame;
+        where the box was clipped at the frame's edge, the patch's edge is the frame's and the
+        replicated border is the same too.
+        """
+        shifted = inverse.copy()
+        shifted[0, 2] -= patch.x0
+        shifted[1, 2] -= patch.y0
+        cv2.warpAffine(patch.pixels, shifted, (self.crop_size, self.crop_size), dst=out,
+                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         return out

@@ -8,7 +8,7 @@ centres leave the image, a change of image size, an unusable image, or a hole in
 indices or timestamps. Each of these restarts the flow state, so no flow is ever computed across a
 gap.
 
-Alignment: the previous and the current image are both warped with the CURRENT frame's
+Alignment: the previous and the current image are both warped, in grey, with the CURRENT frame's
 similarity transform, so head position, size and roll are normalised while landmark jitter cannot
 appear as motion; what the head itself moved between the two frames stays in the flow, and its
 translation is removed by g (SPEC 2.2). (Warping each image with its own transform instead was
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from mespot.featurefile import FeatureFile
-from mespot.stream.align import Aligner, apply_transform
+from mespot.stream.align import Aligner, GreyPatch, apply_transform
 from mespot.stream.flow import FlowEstimator
 from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
                                      mesh_indices)
@@ -38,6 +38,7 @@ from mespot.stream.tracker import Tracker, make_tracker
 from mespot.types import N_ROIS, Frame, FrameFeatures
 
 STAGES = ("landmarks", "align", "flow", "roi")
+PATCH_MARGIN = 0.1     # growth of a frame's grey patch, per side, as a share of the warp's source box
 # Order of the mapped points the front-end reads each frame.
 _USED_IBUG = ROI_IBUG + ALIGN_IBUG + NOSE_BOX_IBUG + INNER_EYE_IBUG
 _ROI = slice(0, 12)
@@ -58,6 +59,7 @@ class _Previous:
     image: np.ndarray         # the source image, BGR (the frame's own array, not a copy)
     eye_centre: np.ndarray
     eye_distance: float
+    patch: GreyPatch | None   # grey copy of the face's surroundings, made while the frame was hot
 
 
 class FrontEnd:
@@ -93,11 +95,11 @@ class FrontEnd:
         # Crop buffers, reused every frame (the features are computed before the next call).
         self._crop_prev = self.aligner.new_crop()
         self._crop_cur = self.aligner.new_crop()
-        self._colour_crop = np.empty(self._crop_cur.shape + (3,), np.uint8)
         self._shape: tuple[int, ...] | None = None
         self._image_limit = np.zeros(2, np.float32)     # (w, h) of the current image size
         self._prev: _Previous | None = None
         self.restarts = 0
+        self.patch_misses = 0      # pairs whose previous frame had to be converted again (_crops)
 
     def config(self) -> dict:
         """Everything that changes the features; stored in every feature file's meta."""
@@ -120,16 +122,37 @@ class FrontEnd:
             self.restarts += 1
         self._prev = None
 
-    def _keep(self, frame: Frame, eye_centre: np.ndarray, eye_distance: float) -> None:
+    def _keep(self, frame: Frame, eye_centre: np.ndarray, eye_distance: float,
+              patch: GreyPatch | None = None) -> None:
         """Remember this frame for the next pair. The image is kept by reference, not copied: a
         Frame's image is owned by its receiver (mespot.types.Frame), so nobody writes into it after
         `process`; a copy cost about 0.2 ms a frame at 640x480 and pushed 0.9 MB through the cache."""
-        self._prev = _Previous(frame.index, frame.t_source, frame.image, eye_centre, eye_distance)
+        self._prev = _Previous(frame.index, frame.t_source, frame.image, eye_centre, eye_distance, patch)
 
-    def _crop(self, image: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Warp the colour image (cheap at crop size) and convert only the crop to grey."""
-        self.aligner.warp(image, matrix, self._colour_crop)
-        return cv2.cvtColor(self._colour_crop, cv2.COLOR_BGR2GRAY, dst=out)
+    def _crops(self, image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, GreyPatch]:
+        """The grey crops of the previous and the current frame, both warped with `matrix`, and the
+        current frame's grey patch for the next pair.
+
+        The current frame's patch is the box the warp reads grown by PATCH_MARGIN of its side, so the
+        next frame's box (the head moves a few px a frame) usually lies inside it and the previous
+        frame, 33 ms old and out of the cache by then, is not read again; when it does not, the box
+        is converted from the previous image itself. Either way the crops are those of the whole
+        grey frames.
+        """
+        inverse = cv2.invertAffineTransform(matrix)
+        h, w = image.shape[:2]
+        box = self.aligner.source_box(inverse, w, h)
+        margin = max(2, int(PATCH_MARGIN * (box[2] - box[0])))
+        patch = self.aligner.grey_patch(image, self.aligner.source_box(inverse, w, h, margin))
+        crop = self.aligner.warp(patch, inverse, self._crop_cur)
+        prev = self._prev
+        if prev.patch is None or not prev.patch.covers(box):
+            self.patch_misses += 1
+            prev_patch = self.aligner.grey_patch(prev.image, box)
+        else:
+            prev_patch = prev.patch
+        prev_crop = self.aligner.warp(prev_patch, inverse, self._crop_prev)
+        return prev_crop, crop, patch
 
     def _invalid(self, frame: Frame, stage_ms: dict, centres: np.ndarray | None = None) -> FrameFeatures:
         return FrameFeatures(index=frame.index, features=np.zeros((N_ROIS, 2), np.float32), valid=False,
@@ -186,10 +209,9 @@ class FrontEnd:
             stage_ms["align"] = (time.perf_counter() - t1) * 1e3
             return self._invalid(frame, stage_ms, roi_image)
         matrix = self.aligner.transform(pts[_ALIGN])
-        crop = self._crop(image, matrix, self._crop_cur)
-        prev_crop = self._crop(self._prev.image, matrix, self._crop_prev)
+        prev_crop, crop, patch = self._crops(image, matrix)
         crop_pts = apply_transform(matrix, pts)
-        self._keep(frame, eye_centre, eye_distance)
+        self._keep(frame, eye_centre, eye_distance, patch)
         t2 = time.perf_counter()
         stage_ms["align"] = (t2 - t1) * 1e3
 
