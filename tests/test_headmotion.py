@@ -1,0 +1,110 @@
+"""Head-motion removal: a known global motion is recovered and removed; a local expression survives it."""
+import numpy as np
+import pytest
+
+from mespot.stream.headmotion import RIGID_MESH, HeadMotionFit
+
+S = 128
+# Crop positions of rigid points spread as the real ones are (forehead, nose dorsum, lower contour).
+RIGID_PTS = np.array([[64, 12], [51, 13], [78, 13], [64, 52], [60, 53], [68, 53], [64, 57], [64, 62],
+                      [23, 88], [104, 89], [25, 92], [102, 93], [29, 94], [98, 94], [30, 99], [97, 99]], float)
+
+
+def field(matrix: np.ndarray) -> np.ndarray:
+    """(S, S, 2) float32 flow of the global motion `matrix` (2, 3)."""
+    ys, xs = np.mgrid[0:S, 0:S].astype(np.float64)
+    return np.stack([matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2],
+                     matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]], axis=-1).astype(np.float32)
+
+
+def similarity(deg: float, scale: float, tx: float, ty: float, centre=(64.0, 50.0)) -> np.ndarray:
+    """Flow matrix of a rotation by `deg` and scaling by `scale` about `centre`, then a shift."""
+    c, s = scale * np.cos(np.radians(deg)), scale * np.sin(np.radians(deg))
+    lin = np.array([[c, -s], [s, c]]) - np.eye(2)
+    t = -lin @ np.array(centre) + (tx, ty)
+    return np.concatenate([lin, t[:, None]], axis=1)
+
+
+def residual(fit: HeadMotionFit, flow: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """The whole flow minus the fitted field (read through slices, as the nose box is)."""
+    return fit.subtract(flow, slice(None), slice(None), motion)
+
+
+def test_rigid_points_are_sixteen_distinct_mesh_indices():
+    assert len(set(RIGID_MESH)) == len(RIGID_MESH) == 16
+    assert all(0 <= i < 468 for i in RIGID_MESH)
+
+
+@pytest.mark.parametrize("model", ["similarity", "affine"])
+def test_similarity_motion_is_recovered_and_removed(model):
+    truth = similarity(0.6, 1.01, 0.3, -0.2)
+    fit = HeadMotionFit(S, model=model)
+    flow = field(truth)
+    motion = fit.fit(flow, RIGID_PTS)
+    np.testing.assert_allclose(motion, truth, atol=2e-4)
+    assert np.abs(residual(fit, flow, motion)).max() < 2e-3
+    # the rotation alone is ~0.5 px/frame 50 px from the centre: larger than a micro's motion
+    assert np.abs(flow).max() > 0.5
+
+
+def test_affine_motion_needs_the_affine_model():
+    truth = np.array([[0.01, 0.004, -0.5], [-0.006, -0.008, 0.4]])     # a shear: not a similarity
+    flow = field(truth)
+    affine = HeadMotionFit(S, model="affine")
+    assert np.abs(residual(affine, flow, affine.fit(flow, RIGID_PTS))).max() < 2e-3
+    sim = HeadMotionFit(S, model="similarity")
+    assert np.abs(residual(sim, flow, sim.fit(flow, RIGID_PTS))).max() > 0.1
+
+
+@pytest.mark.parametrize("model", ["similarity", "affine"])
+def test_local_expression_outside_the_rigid_points_is_kept(model):
+    truth = similarity(-0.5, 0.99, -0.4, 0.1)
+    flow = field(truth)
+    # a brow raise: 0.2 px upwards in a Gaussian blob at (45, 26), far from every rigid point
+    ys, xs = np.mgrid[0:S, 0:S]
+    blob = 0.2 * np.exp(-((xs - 45) ** 2 + (ys - 26) ** 2) / (2 * 6.0 ** 2))
+    flow[..., 1] -= blob.astype(np.float32)
+    fit = HeadMotionFit(S, model=model)
+    left = residual(fit, flow, fit.fit(flow, RIGID_PTS))
+    np.testing.assert_allclose(left[..., 1], -blob, atol=5e-3)
+    np.testing.assert_allclose(left[..., 0], 0.0, atol=5e-3)
+
+
+def test_robust_refit_ignores_a_moved_rigid_point():
+    truth = similarity(0.8, 1.0, 0.2, 0.2)
+    flow = field(truth)
+    # an expression happens to move the patch of one rigid point by 1 px
+    x, y = RIGID_PTS[3].astype(int)
+    flow[y - 3:y + 4, x - 3:x + 4, 1] += 1.0
+    plain = HeadMotionFit(S).fit(flow, RIGID_PTS)
+    robust = HeadMotionFit(S, keep=0.75).fit(flow, RIGID_PTS)
+    assert np.abs(plain - truth).max() > 1e-3
+    np.testing.assert_allclose(robust, truth, atol=2e-4)
+
+
+def test_subtract_at_index_arrays_matches_the_whole_field():
+    truth = similarity(1.0, 1.02, 0.1, 0.3)
+    flow = field(truth) + np.float32(0.05)
+    fit = HeadMotionFit(S)
+    ys = np.array([[3, 3, 4], [90, 91, 92]])
+    xs = np.array([[7, 8, 7], [120, 121, 127]])
+    np.testing.assert_allclose(fit.subtract(flow[ys, xs], ys, xs, truth), 0.05, atol=1e-5)
+
+
+def test_patch_sampling_is_clipped_at_the_border():
+    flow = field(similarity(0.0, 1.0, 0.7, -0.3))
+    fit = HeadMotionFit(S, radius=2)
+    u = fit.sample(flow, np.array([[0.0, 0.0], [127.4, 127.6], [64.0, 64.0]]))
+    np.testing.assert_allclose(u, [[0.7, -0.3]] * 3, atol=1e-6)
+
+
+def test_degenerate_points_and_bad_arguments_are_refused():
+    flow = np.zeros((S, S, 2), np.float32)
+    with pytest.raises(ValueError, match="degenerate"):
+        HeadMotionFit(S).fit(flow, np.full((5, 2), 40.0))
+    with pytest.raises(ValueError, match="collinear"):
+        HeadMotionFit(S, model="affine").fit(flow, np.stack([np.arange(5.0) * 10, np.arange(5.0) * 10], axis=1))
+    with pytest.raises(ValueError, match="model"):
+        HeadMotionFit(S, model="projective")
+    with pytest.raises(ValueError, match="keep"):
+        HeadMotionFit(S, keep=0.0)
