@@ -156,3 +156,39 @@ def test_grey_patch_warp_equals_the_whole_grey_frame(shift):
     x0, y0, x1, y1 = box
     smaller = aligner.grey_patch(frame, (x0 + 1, y0, x1, y1))
     assert x0 == 0 or not smaller.covers(box)
+
+
+def test_roi_features_with_the_head_motion_field_taken_off():
+    """A flow that is a pure similarity motion (roll + zoom) gives ~zero features once its field is
+    given, and g alone cannot remove it; a local motion on top of it survives."""
+    ys, xs = np.mgrid[0:128, 0:128].astype(np.float64)
+    motion = np.array([[0.01, -0.02, -0.4], [0.02, 0.01, -1.1]])        # crop px per frame at (x, y)
+    flow = np.stack([motion[0, 0] * xs + motion[0, 1] * ys + motion[0, 2],
+                     motion[1, 0] * xs + motion[1, 1] * ys + motion[1, 2]], axis=-1).astype(np.float32)
+    r = RoiReducer(128, 5)
+    centres = np.array([[x, y] for y in (20, 60, 100) for x in (15, 45, 75, 105)], np.float64)
+    nose, eyes = np.array([[64.0, 55.0], [64.0, 65.0]]), np.array([[52.0, 45.0], [76.0, 45.0]])
+    g = r.head_motion(flow, nose, eyes, motion)
+    np.testing.assert_allclose(g, 0.0, atol=1e-5)
+    np.testing.assert_allclose(r.features(flow, centres, g, motion), 0.0, atol=1e-5)
+    spec_only = r.features(flow, centres, r.head_motion(flow, nose, eyes))
+    assert np.abs(spec_only).max() > 0.5                                  # roll and zoom stay without it
+    flow[95:106, 70:81, 1] += 0.3                                         # node 10's patch moves down
+    out = r.features(flow, centres, r.head_motion(flow, nose, eyes, motion), motion)
+    assert out[10, 1] > 0.25 and np.abs(np.delete(out, 10, axis=0)).max() < 1e-5
+
+
+def test_frontend_head_motion_option():
+    from mespot.stream.frontend import FrontEnd
+    from mespot.stream.tracker import Tracker
+
+    class NoFace(Tracker):
+        name = "none"
+
+        def _faces(self, rgb):
+            return []
+
+    assert FrontEnd(30.0, tracker=NoFace()).config()["head_motion"] == "similarity"
+    assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["head_motion"] == "translation"
+    with pytest.raises(ValueError, match="head_motion"):
+        FrontEnd(30.0, tracker=NoFace(), head_motion="affine")

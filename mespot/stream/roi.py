@@ -50,6 +50,11 @@ def main_direction_mean(vectors: np.ndarray, edges: np.ndarray, keep: float) -> 
     return total / (norm + 1e-6)[:, None] * mean_mag[:, None]
 
 
+def _motion_at(motion: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """The global motion field (2, 3) (mespot.stream.headmotion) at crop positions xy (..., 2)."""
+    return xy @ motion[:, :2].T + motion[:, 2]
+
+
 class RoiReducer:
     """Reduces a (S, S, 2) flow field to the (12, 2) feature of one frame.
 
@@ -66,9 +71,13 @@ class RoiReducer:
         oy, ox = np.meshgrid(r, r, indexing="ij")
         self._off_y = oy.ravel()
         self._off_x = ox.ravel()
+        gy, gx = np.mgrid[0:crop_size, 0:crop_size]
+        self._grid = np.stack([gx, gy], axis=-1).astype(np.float64)   # (S, S, 2): x, y of each pixel
 
-    def head_motion(self, flow: np.ndarray, nose_pts: np.ndarray, inner_eyes: np.ndarray) -> np.ndarray:
-        """SPEC 2.2 g from the crop positions of iBUG 29, 30 (nose_pts) and 39, 42 (inner_eyes)."""
+    def head_motion(self, flow: np.ndarray, nose_pts: np.ndarray, inner_eyes: np.ndarray,
+                    motion: np.ndarray | None = None) -> np.ndarray:
+        """SPEC 2.2 g from the crop positions of iBUG 29, 30 (nose_pts) and 39, 42 (inner_eyes);
+        with `motion` ((2, 3), mespot.stream.headmotion), of the flow with that field taken off."""
         # Python scalars: the same IEEE arithmetic as numpy without a dozen calls' overhead.
         xs, ys = nose_pts[:, 0].tolist(), nose_pts[:, 1].tolist()
         h = (float(inner_eyes[1, 0]) - float(inner_eyes[0, 0])) / 2.0
@@ -78,20 +87,29 @@ class RoiReducer:
         x1 = min(max(math.ceil(max(xs)) + margin, 0), s)
         y0 = min(max(math.floor(min(ys)) - margin, 0), s)
         y1 = min(max(math.ceil(max(ys)) + margin, 0), s)
-        box = flow[y0:y1 + 1, x0:x1 + 1].reshape(1, -1, 2)
-        return main_direction_mean(box, _SYMMETRIC_EDGES, HEAD_KEEP)[0]
+        rows, cols = slice(y0, y1 + 1), slice(x0, x1 + 1)
+        box = flow[rows, cols]
+        if motion is not None:
+            box = box - _motion_at(motion, self._grid[rows, cols])
+        return main_direction_mean(box.reshape(1, -1, 2), _SYMMETRIC_EDGES, HEAD_KEEP)[0]
+
+    def _patch_pixels(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = np.rint(centres).astype(np.intp)
+        s = self.crop_size - 1
+        return np.clip(c[:, 1:2] + self._off_y, 0, s), np.clip(c[:, 0:1] + self._off_x, 0, s)
 
     def patches(self, flow: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """(12, P, 2) flow vectors of the ROI patches around `centres` (crop pixels)."""
-        c = np.rint(centres).astype(np.intp)
-        s = self.crop_size - 1
-        ys = np.clip(c[:, 1:2] + self._off_y, 0, s)
-        xs = np.clip(c[:, 0:1] + self._off_x, 0, s)
-        return flow[ys, xs]
+        return flow[self._patch_pixels(centres)]
 
-    def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3)."""
+    def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray,
+                 motion: np.ndarray | None = None) -> np.ndarray:
+        """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3), and before it the
+        field `motion` ((2, 3)) where given."""
         if centres.shape != (N_ROIS, 2):
             raise ValueError(f"ROI centres must be ({N_ROIS}, 2), got {centres.shape}")
-        vec = self.patches(flow, centres).astype(np.float64) - g
-        return main_direction_mean(vec, _ASYMMETRIC_EDGES, ROI_KEEP).astype(np.float32)
+        ys, xs = self._patch_pixels(centres)
+        vec = flow[ys, xs].astype(np.float64)
+        if motion is not None:
+            g = _motion_at(motion, self._grid[ys, xs]) + g
+        return main_direction_mean(vec - g, _ASYMMETRIC_EDGES, ROI_KEEP).astype(np.float32)
