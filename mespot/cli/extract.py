@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracker", metavar="SPEC",
                         help="landmarker: 'mesh' (default: MediaPipe's face-mesh model run directly), "
                              "'mesh-graph' (the MediaPipe graph) or a FaceLandmarker FILE.task")
+    parser.add_argument("--head-motion", choices=("similarity", "translation"), default="similarity",
+                        help="head motion taken off the flow: similarity (default: translation, roll and scale "
+                             "fitted at rigid face points, then SPEC 2.2's g) or translation (SPEC 2.2's g alone)")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                         help="parallel videos in dataset mode (default: CPU count, at most 4)")
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             except TrackerError as exc:
                 raise InputError(str(exc)) from None
         frontend_opts = {"flow": args.flow, "crop_size": args.crop_size,
-                         "tracker": args.tracker}
+                         "tracker": args.tracker, "head_motion": args.head_motion}
         path = Path(args.source)
         from mespot.stream.sources import URL_SCHEMES
         if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):
