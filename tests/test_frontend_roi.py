@@ -192,3 +192,28 @@ def test_frontend_head_motion_option():
     assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["head_motion"] == "translation"
     with pytest.raises(ValueError, match="head_motion"):
         FrontEnd(30.0, tracker=NoFace(), head_motion="affine")
+
+
+def test_undo_moves_the_previous_crop_onto_the_current_one():
+    """The reflow step's warp: with the head's motion field m (content at x moves to x + m(x)), the
+    moved previous crop matches the current crop, and DIS then sees almost no motion."""
+    import cv2
+
+    from mespot.stream.frontend import FrontEnd
+    from mespot.stream.flow import FlowEstimator
+
+    grey = cv2.cvtColor(_textured_frame(128, 128), cv2.COLOR_BGR2GRAY)
+    prev = cv2.GaussianBlur(grey, (0, 0), 1.5)
+    angle, scale, centre = np.radians(1.5), 1.02, np.array([64.0, 60.0])
+    lin = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    forward = np.hstack([lin, (centre - lin @ centre + (0.8, -0.5))[:, None]])    # x -> x + m(x)
+    cur = cv2.warpAffine(prev, forward, (128, 128), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    motion = forward - np.hstack([np.eye(2), np.zeros((2, 1))])
+    fe = FrontEnd.__new__(FrontEnd)
+    fe._crop_undone = np.empty_like(prev)
+    undone = fe._undo(prev, motion)
+    inner = (slice(20, 108), slice(20, 108))
+    flow = FlowEstimator()
+    before = np.abs(flow(prev, cur)[inner]).mean()
+    after = np.abs(flow(undone, cur)[inner]).mean()
+    assert before > 0.5 and after < 0.1 * before

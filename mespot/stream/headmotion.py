@@ -99,3 +99,9 @@ class HeadMotionFit:
         they were read with, as in flow[ys, xs]) minus the field `motion` (2, 3) there; a new float64
         array."""
         return vectors - (self._grid[ys, xs] @ motion[:, :2].T + motion[:, 2])
+
+    @staticmethod
+    def largest(motion: np.ndarray, points: np.ndarray) -> float:
+        """Largest length of the motion field `motion` (2, 3) at crop `points` (K, 2), px per frame."""
+        u = points @ motion[:, :2].T + motion[:, 2]
+        return float(np.sqrt(np.einsum("kc,kc->k", u, u).max()))
