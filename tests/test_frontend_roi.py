@@ -190,8 +190,11 @@ def test_frontend_head_motion_option():
 
     assert FrontEnd(30.0, tracker=NoFace()).config()["head_motion"] == "similarity"
     assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["head_motion"] == "translation"
+    assert FrontEnd(30.0, tracker=NoFace(), head_motion="similarity-no-g").config()["head_motion"] == "similarity-no-g"
     with pytest.raises(ValueError, match="head_motion"):
         FrontEnd(30.0, tracker=NoFace(), head_motion="affine")
+    with pytest.raises(ValueError, match="reflow_px"):
+        FrontEnd(30.0, tracker=NoFace(), head_motion="translation", reflow_px=0.25)
 
 
 def test_undo_moves_the_previous_crop_onto_the_current_one():

@@ -44,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracker", metavar="SPEC",
                         help="landmarker: 'mesh' (default: MediaPipe's face-mesh model run directly), "
                              "'mesh-graph' (the MediaPipe graph) or a FaceLandmarker FILE.task")
-    parser.add_argument("--head-motion", choices=("similarity", "translation"), default="similarity",
+    parser.add_argument("--head-motion", choices=("similarity", "similarity-no-g", "translation"), default="similarity",
                         help="head motion taken off the flow: similarity (default: translation, roll and scale "
-                             "fitted at rigid face points, then SPEC 2.2's g) or translation (SPEC 2.2's g alone)")
+                             "fitted at rigid face points, then SPEC 2.2's g), similarity-no-g (the fit alone) "
+                             "or translation (SPEC 2.2's g alone)")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                         help="parallel videos in dataset mode (default: CPU count, at most 4)")
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")

@@ -50,7 +50,8 @@ _ALIGN = slice(12, 12 + len(ALIGN_IBUG))
 _NOSE = slice(_ALIGN.stop, _ALIGN.stop + 2)
 _EYES = slice(_NOSE.stop, _NOSE.stop + 2)
 _RIGID = slice(_EYES.stop, _EYES.stop + len(RIGID_MESH))
-HEAD_MOTION = ("similarity", "translation")
+HEAD_MOTION = ("similarity", "similarity-no-g", "translation")
+_NO_G = np.zeros(2)
 
 
 def _length(v: np.ndarray) -> float:
@@ -80,7 +81,8 @@ class FrontEnd:
     max_faces: faces considered at acquisition by the default tracker (the largest is followed).
     head_motion: 'similarity' (default) fits the head's translation, roll and scale between the two
     frames to the flow at rigid face points and takes it off before SPEC 2.2's g
-    (mespot.stream.headmotion); 'translation' is SPEC 2.2 alone.
+    (mespot.stream.headmotion); 'similarity-no-g' skips g after the fit (the fit has a translation
+    of its own); 'translation' is SPEC 2.2 alone.
     reflow_px: with 'similarity', when the fitted motion exceeds this many crop px per frame at a
     rigid point, the previous crop is warped by it and the flow computed again, so the second flow
     only sees what is left (DIS is more accurate on small motions); None: never.
@@ -105,9 +107,10 @@ class FrontEnd:
         radius = roi_radius if roi_radius is not None else max(1, round(5 * crop_size / 128))
         self.roi = RoiReducer(self.aligner.crop_size, radius)
         self.head_motion = head_motion
-        self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion == "similarity" else None
+        self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion != "translation" else None
+        self._spec_g = head_motion != "similarity-no-g"
         if reflow_px is not None and (self._head_fit is None or reflow_px <= 0):
-            raise ValueError("reflow_px needs head_motion='similarity' and a positive value")
+            raise ValueError("reflow_px needs a similarity head_motion and a positive value")
         self.reflow_px = reflow_px
         self._crop_undone = self.aligner.new_crop()
         self.reflows = 0           # frame pairs whose flow was computed a second time
@@ -258,7 +261,7 @@ class FrontEnd:
                 stage_ms["flow"] += (time.perf_counter() - t_re) * 1e3
                 motion = self._head_fit.fit(flow, rigid)
                 self.reflows += 1
-        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion)
+        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._spec_g else _NO_G
         features = self.roi.features(flow, crop_pts[_ROI], g, motion)
         stage_ms["roi"] = (time.perf_counter() - t3) * 1e3 - (stage_ms["flow"] - (t3 - t2) * 1e3)
         return FrameFeatures(index=frame.index, features=features, valid=True, t_source=frame.t_source,
