@@ -30,24 +30,37 @@ ROI_KEEP = 0.6
 
 
 def main_direction_mean(vectors: np.ndarray, edges: np.ndarray, keep: float) -> np.ndarray:
-    """(K, P, 2) vectors -> (K, 2) MDMO summaries, one per region (float64)."""
+    """(K, P, 2) vectors -> (K, 2) MDMO summaries, one per region (float64).
+
+    Few numpy calls: after a frame period of idle each costs tens of microseconds (docs/benchmarks.md).
+    """
     k_regions, n_vec = vectors.shape[:2]
-    rows = np.arange(k_regions)
     dx, dy = vectors[..., 0], vectors[..., 1]
     angle = np.degrees(np.arctan2(dy, dx)) % 360.0
     sector = _BIN_TO_SECTOR[edges.searchsorted(angle, side="right")]   # = np.digitize(angle, edges)
-    counts = np.bincount((sector + 4 * rows[:, None]).ravel(), minlength=4 * k_regions).reshape(k_regions, 4)
+    counts = (sector[..., None] == _SECTORS).sum(axis=1)               # (K, 4)
     winner = counts.argmax(axis=1)                     # first maximum on ties
-    n_keep = (keep * counts[rows, winner]).astype(int)
+    n_keep = (keep * counts.max(axis=1)).astype(int)
     magnitude = np.hypot(dx, dy)
     ranked = np.where(sector == winner[:, None], magnitude, -1.0)
     order = (-ranked).argsort(axis=1, kind="stable")
     chosen = np.empty((k_regions, n_vec), bool)
-    chosen[rows[:, None], order] = np.arange(n_vec)[None, :] < n_keep[:, None]
+    chosen[_ranks(k_regions)[:, None], order] = _ranks(n_vec) < n_keep[:, None]
     total = np.einsum("kp,kpc->kc", chosen, vectors)
     mean_mag = np.add.reduce(magnitude * chosen, axis=1) / np.maximum(n_keep, 1)
     norm = np.hypot(total[:, 0], total[:, 1])
     return total / (norm + 1e-6)[:, None] * mean_mag[:, None]
+
+
+_SECTORS = np.arange(4)
+_RANKS: dict[int, np.ndarray] = {}
+
+
+def _ranks(n: int) -> np.ndarray:
+    """(n,) 0..n-1, cached per n (the ROI patches and the region count do not change)."""
+    if n not in _RANKS:
+        _RANKS[n] = np.arange(n)
+    return _RANKS[n]
 
 
 def _motion_at(motion: np.ndarray, xy: np.ndarray) -> np.ndarray:
