@@ -188,13 +188,15 @@ def test_frontend_head_motion_option():
         def _faces(self, rgb):
             return []
 
-    assert FrontEnd(30.0, tracker=NoFace()).config()["head_motion"] == "similarity"
+    assert FrontEnd(30.0, tracker=NoFace()).config()["head_motion"] == "similarity-no-g"
+    assert FrontEnd(30.0, tracker=NoFace()).config()["reflow_px"] == 0.25
     assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["head_motion"] == "translation"
     assert FrontEnd(30.0, tracker=NoFace(), head_motion="similarity-no-g").config()["head_motion"] == "similarity-no-g"
     with pytest.raises(ValueError, match="head_motion"):
         FrontEnd(30.0, tracker=NoFace(), head_motion="affine")
+    assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["reflow_px"] is None
     with pytest.raises(ValueError, match="reflow_px"):
-        FrontEnd(30.0, tracker=NoFace(), head_motion="translation", reflow_px=0.25)
+        FrontEnd(30.0, tracker=NoFace(), reflow_px=0.0)
 
 
 def test_undo_moves_the_previous_crop_onto_the_current_one():

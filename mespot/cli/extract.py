@@ -19,6 +19,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from mespot.stream.headmotion import HEAD_MOTION, REFLOW_PX
+
 PROG = "spot-extract"
 
 
@@ -44,10 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracker", metavar="SPEC",
                         help="landmarker: 'mesh' (default: MediaPipe's face-mesh model run directly), "
                              "'mesh-graph' (the MediaPipe graph) or a FaceLandmarker FILE.task")
-    parser.add_argument("--head-motion", choices=("similarity", "similarity-no-g", "translation"), default="similarity",
-                        help="head motion taken off the flow: similarity (default: translation, roll and scale "
-                             "fitted at rigid face points, then SPEC 2.2's g), similarity-no-g (the fit alone) "
-                             "or translation (SPEC 2.2's g alone)")
+    parser.add_argument("--head-motion", choices=HEAD_MOTION, default=HEAD_MOTION[0],
+                        help="head motion taken off the flow: similarity-no-g (default: translation, roll and "
+                             "scale fitted at rigid face points), similarity (the fit, then SPEC 2.2's g) or "
+                             "translation (SPEC 2.2's g alone)")
+    parser.add_argument("--reflow-px", type=float, default=REFLOW_PX, metavar="PX",
+                        help=f"compute the flow again after undoing a fitted head motion above PX crop px per "
+                             f"frame (default {REFLOW_PX}; 0: never; needs a similarity head motion)")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                         help="parallel videos in dataset mode (default: CPU count, at most 4)")
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
@@ -189,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             except TrackerError as exc:
                 raise InputError(str(exc)) from None
         frontend_opts = {"flow": args.flow, "crop_size": args.crop_size,
-                         "tracker": args.tracker, "head_motion": args.head_motion}
+                         "tracker": args.tracker, "head_motion": args.head_motion,
+                         "reflow_px": args.reflow_px or None}
         path = Path(args.source)
         from mespot.stream.sources import URL_SCHEMES
         if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):

@@ -34,7 +34,7 @@ import numpy as np
 from mespot.featurefile import FeatureFile
 from mespot.stream.align import Aligner, GreyPatch, apply_transform
 from mespot.stream.flow import FlowEstimator
-from mespot.stream.headmotion import RIGID_MESH, HeadMotionFit
+from mespot.stream.headmotion import HEAD_MOTION, REFLOW_PX, RIGID_MESH, HeadMotionFit
 from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
                                      mesh_indices)
 from mespot.stream.roi import RoiReducer
@@ -50,7 +50,6 @@ _ALIGN = slice(12, 12 + len(ALIGN_IBUG))
 _NOSE = slice(_ALIGN.stop, _ALIGN.stop + 2)
 _EYES = slice(_NOSE.stop, _NOSE.stop + 2)
 _RIGID = slice(_EYES.stop, _EYES.stop + len(RIGID_MESH))
-HEAD_MOTION = ("similarity", "similarity-no-g", "translation")
 _NO_G = np.zeros(2)
 
 
@@ -83,14 +82,14 @@ class FrontEnd:
     frames to the flow at rigid face points and takes it off before SPEC 2.2's g
     (mespot.stream.headmotion); 'similarity-no-g' skips g after the fit (the fit has a translation
     of its own); 'translation' is SPEC 2.2 alone.
-    reflow_px: with 'similarity', when the fitted motion exceeds this many crop px per frame at a
+    reflow_px: with a similarity fit (ignored for 'translation'), when the fitted motion exceeds this many crop px per frame at a
     rigid point, the previous crop is warped by it and the flow computed again, so the second flow
     only sees what is left (DIS is more accurate on small motions); None: never.
     """
 
     def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None, flow: str = "dis",
                  crop_size: int = 128, roi_radius: int | None = None, max_jump: float = 0.25,
-                 max_faces: int = 3, head_motion: str = "similarity", reflow_px: float | None = None) -> None:
+                 max_faces: int = 3, head_motion: str = "similarity-no-g", reflow_px: float | None = REFLOW_PX) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if head_motion not in HEAD_MOTION:
@@ -109,9 +108,9 @@ class FrontEnd:
         self.head_motion = head_motion
         self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion != "translation" else None
         self._spec_g = head_motion != "similarity-no-g"
-        if reflow_px is not None and (self._head_fit is None or reflow_px <= 0):
-            raise ValueError("reflow_px needs a similarity head_motion and a positive value")
-        self.reflow_px = reflow_px
+        if reflow_px is not None and reflow_px <= 0:
+            raise ValueError(f"reflow_px must be positive or None, got {reflow_px}")
+        self.reflow_px = reflow_px if self._head_fit is not None else None
         self._crop_undone = self.aligner.new_crop()
         self.reflows = 0           # frame pairs whose flow was computed a second time
         self._mesh_idx = np.concatenate([mesh_indices(_USED_IBUG), np.array(RIGID_MESH, np.intp)])

@@ -23,6 +23,10 @@ import numpy as np
 # and the lips and chin are left out.
 RIGID_MESH: tuple[int, ...] = (10, 109, 338, 197, 196, 419, 195, 5, 138, 367, 172, 397, 135, 364, 136, 365)
 MODELS = ("similarity", "affine")
+# The front-end's choices (mespot.stream.frontend.FrontEnd), default first: on validation videos the
+# fit alone beat the fit followed by SPEC 2.2's g (docs/model-card.md).
+HEAD_MOTION = ("similarity-no-g", "similarity", "translation")
+REFLOW_PX = 0.25      # fitted head motion (crop px per frame) above which the flow is computed again
 
 
 class HeadMotionFit:
