@@ -29,6 +29,11 @@ HEAD_MOTION = ("similarity-no-g", "similarity", "translation")
 REFLOW_PX = 0.25      # fitted head motion (crop px per frame) above which the flow is computed again
 
 
+def motion_at(motion: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """The motion field `motion` (2, 3) at crop positions xy (..., 2: x, y), float64 (..., 2)."""
+    return xy @ motion[:, :2].T + motion[:, 2]
+
+
 class HeadMotionFit:
     """Fits the global motion field of one flow and subtracts it from flow vectors at given pixels.
 
@@ -102,10 +107,10 @@ class HeadMotionFit:
         """Flow `vectors` (..., 2) read at crop rows `ys` and columns `xs` (the index arrays or slices
         they were read with, as in flow[ys, xs]) minus the field `motion` (2, 3) there; a new float64
         array."""
-        return vectors - (self._grid[ys, xs] @ motion[:, :2].T + motion[:, 2])
+        return vectors - motion_at(motion, self._grid[ys, xs])
 
     @staticmethod
     def largest(motion: np.ndarray, points: np.ndarray) -> float:
         """Largest length of the motion field `motion` (2, 3) at crop `points` (K, 2), px per frame."""
-        u = points @ motion[:, :2].T + motion[:, 2]
+        u = motion_at(motion, points)
         return float(np.sqrt(np.einsum("kc,kc->k", u, u).max()))

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from mespot.stream.headmotion import motion_at
 from mespot.types import N_ROIS
 
 # Sector numbering: 0 down, 1 left, 2 up, 3 right (the reference's order, used for tie-breaking).
@@ -63,11 +64,6 @@ def _ranks(n: int) -> np.ndarray:
     return _RANKS[n]
 
 
-def _motion_at(motion: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """The global motion field (2, 3) (mespot.stream.headmotion) at crop positions xy (..., 2)."""
-    return xy @ motion[:, :2].T + motion[:, 2]
-
-
 class RoiReducer:
     """Reduces a (S, S, 2) flow field to the (12, 2) feature of one frame.
 
@@ -103,7 +99,7 @@ class RoiReducer:
         rows, cols = slice(y0, y1 + 1), slice(x0, x1 + 1)
         box = flow[rows, cols]
         if motion is not None:
-            box = box - _motion_at(motion, self._grid[rows, cols])
+            box = box - motion_at(motion, self._grid[rows, cols])
         return main_direction_mean(box.reshape(1, -1, 2), _SYMMETRIC_EDGES, HEAD_KEEP)[0]
 
     def _patch_pixels(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,5 +120,5 @@ class RoiReducer:
         ys, xs = self._patch_pixels(centres)
         vec = flow[ys, xs].astype(np.float64)
         if motion is not None:
-            g = _motion_at(motion, self._grid[ys, xs]) + g
+            g = motion_at(motion, self._grid[ys, xs]) + g
         return main_direction_mean(vec - g, _ASYMMETRIC_EDGES, ROI_KEEP).astype(np.float32)
