@@ -134,9 +134,8 @@ class Aligner:
         where the box was clipped at the frame's edge, the patch's edge is the frame's and the
         replicated border is the same too.
         """
-        shifted = inverse.copy()
-        shifted[0, 2] -= patch.x0
-        shifted[1, 2] -= patch.y0
+        (a, b, tx), (c, d, ty) = inverse.tolist()
+        shifted = np.array([[a, b, tx - patch.x0], [c, d, ty - patch.y0]])
         cv2.warpAffine(patch.pixels, shifted, (self.crop_size, self.crop_size), dst=out,
                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         return out

@@ -50,7 +50,6 @@ _ALIGN = slice(12, 12 + len(ALIGN_IBUG))
 _NOSE = slice(_ALIGN.stop, _ALIGN.stop + 2)
 _EYES = slice(_NOSE.stop, _NOSE.stop + 2)
 _RIGID = slice(_EYES.stop, _EYES.stop + len(RIGID_MESH))
-_NO_G = np.zeros(2)
 
 
 def _length(v: np.ndarray) -> float:
@@ -260,7 +259,7 @@ class FrontEnd:
                 stage_ms["flow"] += (time.perf_counter() - t_re) * 1e3
                 motion = self._head_fit.fit(flow, rigid)
                 self.reflows += 1
-        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._spec_g else _NO_G
+        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._spec_g else None
         features = self.roi.features(flow, crop_pts[_ROI], g, motion)
         stage_ms["roi"] = (time.perf_counter() - t3) * 1e3 - (stage_ms["flow"] - (t3 - t2) * 1e3)
         return FrameFeatures(index=frame.index, features=features, valid=True, t_source=frame.t_source,

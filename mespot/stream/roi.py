@@ -78,8 +78,7 @@ class RoiReducer:
         self.radius = radius
         r = np.arange(-radius, radius + 1)
         oy, ox = np.meshgrid(r, r, indexing="ij")
-        self._off_y = oy.ravel()
-        self._off_x = ox.ravel()
+        self._off_xy = np.stack([ox.ravel(), oy.ravel()], axis=-1)     # (P, 2) x, y offsets
         gy, gx = np.mgrid[0:crop_size, 0:crop_size]
         self._grid = np.stack([gx, gy], axis=-1).astype(np.float64)   # (S, S, 2): x, y of each pixel
 
@@ -102,23 +101,26 @@ class RoiReducer:
             box = box - motion_at(motion, self._grid[rows, cols])
         return main_direction_mean(box.reshape(1, -1, 2), _SYMMETRIC_EDGES, HEAD_KEEP)[0]
 
-    def _patch_pixels(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = np.rint(centres).astype(np.intp)
-        s = self.crop_size - 1
-        return np.clip(c[:, 1:2] + self._off_y, 0, s), np.clip(c[:, 0:1] + self._off_x, 0, s)
+    def _patch_pixels(self, centres: np.ndarray) -> np.ndarray:
+        """(12, P, 2) integer x, y of the ROI patch pixels around `centres`, clipped to the crop."""
+        return np.clip(np.rint(centres).astype(np.intp)[:, None, :] + self._off_xy, 0, self.crop_size - 1)
 
     def patches(self, flow: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """(12, P, 2) flow vectors of the ROI patches around `centres` (crop pixels)."""
-        return flow[self._patch_pixels(centres)]
+        xy = self._patch_pixels(centres)
+        return flow[xy[..., 1], xy[..., 0]]
 
-    def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray,
+    def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray | None,
                  motion: np.ndarray | None = None) -> np.ndarray:
-        """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3), and before it the
-        field `motion` ((2, 3)) where given."""
+        """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3; None: not used), and
+        before it the field `motion` ((2, 3)) where given."""
         if centres.shape != (N_ROIS, 2):
             raise ValueError(f"ROI centres must be ({N_ROIS}, 2), got {centres.shape}")
-        ys, xs = self._patch_pixels(centres)
-        vec = flow[ys, xs].astype(np.float64)
+        xy = self._patch_pixels(centres)
+        vec = flow[xy[..., 1], xy[..., 0]].astype(np.float64)
         if motion is not None:
-            g = motion_at(motion, self._grid[ys, xs]) + g
-        return main_direction_mean(vec - g, _ASYMMETRIC_EDGES, ROI_KEEP).astype(np.float32)
+            field = motion_at(motion, xy.astype(np.float64))
+            g = field if g is None else field + g
+        if g is not None:
+            vec = vec - g
+        return main_direction_mean(vec, _ASYMMETRIC_EDGES, ROI_KEEP).astype(np.float32)
