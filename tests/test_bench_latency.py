@@ -41,9 +41,11 @@ def test_latency_bench_writes_the_documented_json(clip, models, tmp_path):
     out, png = tmp_path / "latency.json", tmp_path / "latency.png"
     rc = bench_main(["latency", "--source", str(clip), "--frames", str(CLIP_FRAMES), "--backend", "onnx,torch",
                      "--model", str(onnx), "--checkpoint", str(checkpoint), "--model-calls", "20",
-                     "--tvl1-pairs", "1", "--json", str(out), "--plot", str(png)])
+                     "--tvl1-pairs", "1", "--repeats", "2", "--json", str(out), "--plot", str(png)])
     assert rc == 0
     r = json.loads(out.read_text())
+    assert len(r["repeats"]) == 2 and sum(p["reported"] for p in r["repeats"]) == 1
+    assert r["physical"]["tvl1"]["pairs"] == 1             # timed in the first pair, kept whichever is reported
     for key in ("stages", "end_to_end", "floor", "ratio_to_floor", "fps", "frames", "dropped", "machine"):
         assert key in r, key
     assert set(r["stages"]) == set(STAGES) - {"end_to_end"}
@@ -76,7 +78,7 @@ def test_latency_bench_writes_the_documented_json(clip, models, tmp_path):
 
 def test_fast_only_puts_the_fast_run_on_top(clip, models, tmp_path):
     out = tmp_path / "fast.json"
-    assert bench_main(["latency", "--source", str(clip), "--frames", str(CLIP_FRAMES), "--fast-only",
+    assert bench_main(["latency", "--source", str(clip), "--frames", str(CLIP_FRAMES), "--fast-only", "--repeats", "1",
                        "--backend", "onnx,tensorrt", "--model", str(models[0]), "--model-calls", "5",
                        "--tvl1-pairs", "0", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
@@ -145,3 +147,19 @@ def test_readme_block_is_replaced_between_markers():
     assert replace_block(new, "| new |") == new
     with pytest.raises(ValueError, match="markers"):
         replace_block("no markers here", "x")
+
+
+def test_median_pair_reports_one_whole_pair():
+    from mespot.bench.latency import median_pair
+
+    def pair(ratio, e2e, tvl1_pairs):
+        physical = {"tvl1": {"pairs": tvl1_pairs}}
+        return {"ratio_to_floor": ratio, "end_to_end": {"p50_ms": e2e, "p99_ms": 2 * e2e},
+                "floor": {"p50_ms": e2e / ratio}, "physical": physical, "_backends": {"onnx": e2e},
+                "_physical": physical}
+
+    result, backends, physical = median_pair([pair(1.6, 7.0, 5), pair(1.3, 6.0, 0), pair(1.45, 6.5, 0)])
+    assert result["ratio_to_floor"] == 1.45 and result["end_to_end"]["p50_ms"] == 6.5 and backends == {"onnx": 6.5}
+    assert [r["reported"] for r in result["repeats"]] == [False, False, True]
+    assert physical["tvl1"]["pairs"] == 5 and result["physical"]["tvl1"]["pairs"] == 5
+    assert "_backends" not in result and "_physical" not in result
