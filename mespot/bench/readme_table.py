@@ -79,6 +79,11 @@ def latency_table(latency: dict, streams: dict | None = None) -> str:
                f"p50 {_p(ph['decode'], 'p50_ms')} ms. Whole loop / floor ({latency['floor_kind']}): "
                f"**{latency['ratio_to_floor']}x** at p50, {latency['ratio_to_floor_p99']}x at p99; against the "
                f"back-to-back floor {latency['ratio_to_unpaced_floor']}x at p50.")
+    if len(latency.get("repeats", ())) > 1:
+        out.append(f"The loop and its floor were measured in {len(latency['repeats'])} pairs, one after the "
+                   "other; the table is the pair with the median ratio. Every pair, whole loop p50 / floor p50: "
+                   + "; ".join(f"{r['end_to_end_p50_ms']:.2f} / {r['floor_p50_ms']:.2f} ms = {r['ratio_to_floor']}x"
+                               + (" (the table's)" if r["reported"] else "") for r in latency["repeats"]) + ".")
     if ph["tvl1"].get("n"):
         out.append(f"Peer: the reference's TV-L1 flow on the same {ph['crop_px'][0]} px crops takes "
                    f"{ph['tvl1']['p50_ms']:.0f} ms per frame (p50, {ph['tvl1']['pairs']} pairs), "

@@ -11,10 +11,9 @@ gap.
 Alignment: the previous and the current image are both warped, in grey, with the CURRENT frame's
 similarity transform, so head position, size and roll are normalised while landmark jitter cannot
 appear as motion; what the head itself moved between the two frames stays in the flow, and its
-translation is removed by g (SPEC 2.2). Before g, the head's roll and scale change between the two
-frames are removed too: a similarity motion field fitted to the flow at rigid face points
-(mespot.stream.headmotion; on validation videos it cut the 99th percentile of the feature over head
-moves from 5.1 to 1.4 px, where a quiet face gives 0.7). (Warping each image with its own transform instead was
+translation, roll and scale change are removed by a similarity motion field fitted to the flow at
+rigid face points (mespot.stream.headmotion; by default without SPEC 2.2's g after it, which the
+fit's own translation replaces; docs/frontend.md has the measurements). (Warping each image with its own transform instead was
 measured worse: on single_face.mp4 its neutral-part ROI magnitudes were 2-3x higher, and a still
 image gave 0.55 px of spurious motion against exactly 0.)
 
