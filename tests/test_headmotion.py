@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mespot.stream.headmotion import RIGID_MESH, HeadMotionFit
+from mespot.stream.headmotion import RIGID_MESH, HeadMotionFit, motion_at
 
 S = 128
 # Crop positions of rigid points spread as the real ones are (forehead, nose dorsum, lower contour).
@@ -27,7 +27,8 @@ def similarity(deg: float, scale: float, tx: float, ty: float, centre=(64.0, 50.
 
 def residual(fit: HeadMotionFit, flow: np.ndarray, motion: np.ndarray) -> np.ndarray:
     """The whole flow minus the fitted field (read through slices, as the nose box is)."""
-    return fit.subtract(flow, slice(None), slice(None), motion)
+    ys, xs = np.mgrid[0:S, 0:S]
+    return flow - motion_at(motion, np.stack([xs, ys], axis=-1).astype(np.float64))
 
 
 def test_rigid_points_are_sixteen_distinct_mesh_indices():
@@ -82,13 +83,11 @@ def test_robust_refit_ignores_a_moved_rigid_point():
     np.testing.assert_allclose(robust, truth, atol=2e-4)
 
 
-def test_subtract_at_index_arrays_matches_the_whole_field():
+def test_motion_at_evaluates_the_field_at_given_pixels():
     truth = similarity(1.0, 1.02, 0.1, 0.3)
-    flow = field(truth) + np.float32(0.05)
-    fit = HeadMotionFit(S)
-    ys = np.array([[3, 3, 4], [90, 91, 92]])
-    xs = np.array([[7, 8, 7], [120, 121, 127]])
-    np.testing.assert_allclose(fit.subtract(flow[ys, xs], ys, xs, truth), 0.05, atol=1e-5)
+    flow = field(truth)
+    xy = np.array([[[7, 3], [8, 3], [7, 4]], [[120, 90], [121, 91], [127, 92]]])
+    np.testing.assert_allclose(motion_at(truth, xy.astype(np.float64)), flow[xy[..., 1], xy[..., 0]], atol=1e-5)
 
 
 def test_patch_sampling_is_clipped_at_the_border():

@@ -5,7 +5,8 @@ moved between the two frames (translation, roll, scale) stays in the flow; SPEC 
 a translation. A roll of 0.6 deg/frame is ~0.5 px/frame of flow 50 px from the centre of a 128 px
 crop, more than a micro-expression's ~0.2 px/frame. Over one frame pair that motion is close to a
 global similarity (or affine) field, so it is fitted by least squares to the flow sampled at points
-no expression moves, and subtracted at the pixels the features read (before g and the MDMO).
+no expression moves; the ROI reduction (mespot.stream.roi) subtracts it, via `motion_at`, at the
+pixels the features read.
 
 Model: motion(x, y) = M @ (x, y, 1) with M a (2, 3) matrix in crop pixels per frame. 'similarity'
 has 4 free parameters (tx, ty, rotation, scale), 'affine' 6. `keep` < 1 refits once on the points
@@ -35,7 +36,7 @@ def motion_at(motion: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 
 class HeadMotionFit:
-    """Fits the global motion field of one flow and subtracts it from flow vectors at given pixels.
+    """Fits the global motion field of one flow at the rigid points.
 
     crop_size: side of the (S, S, 2) flow in pixels; radius: the flow at a rigid point is the mean
     of a (2r+1)^2 patch (clipped at the border); model: 'similarity' or 'affine'; keep: fraction of
@@ -55,8 +56,6 @@ class HeadMotionFit:
         r = np.arange(-radius, radius + 1)
         oy, ox = np.meshgrid(r, r, indexing="ij")
         self._off = np.stack([ox.ravel(), oy.ravel()], axis=-1)       # (P, 2) x, y offsets
-        gy, gx = np.mgrid[0:self.crop_size, 0:self.crop_size]
-        self._grid = np.stack([gx, gy], axis=-1).astype(np.float64)   # (S, S, 2) pixel x, y
 
     def sample(self, flow: np.ndarray, points: np.ndarray) -> np.ndarray:
         """(K, 2) float64 patch-mean flow at the crop positions `points` (K, 2: x, y)."""
@@ -102,12 +101,6 @@ class HeadMotionFit:
             best = np.argpartition(np.einsum("kc,kc->k", res, res), n - 1)[:n]
             m = self._solve(p[best], u[best])
         return m
-
-    def subtract(self, vectors: np.ndarray, ys, xs, motion: np.ndarray) -> np.ndarray:
-        """Flow `vectors` (..., 2) read at crop rows `ys` and columns `xs` (the index arrays or slices
-        they were read with, as in flow[ys, xs]) minus the field `motion` (2, 3) there; a new float64
-        array."""
-        return vectors - motion_at(motion, self._grid[ys, xs])
 
     @staticmethod
     def largest(motion: np.ndarray, points: np.ndarray) -> float:
