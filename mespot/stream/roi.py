@@ -9,6 +9,8 @@ sum(v) / (|sum(v)| + 1e-6) * mean(|v|): direction of the sum, magnitude of the m
   h = half the inner-eye-corner distance; symmetric 90-degree sectors; keep 88 %.
 - ROI k: a square patch of (2r+1)^2 vectors centred on its landmark, g subtracted from each vector;
   asymmetric sectors (down and up 120 degrees wide, left and right 60); keep 60 %.
+Where the front-end gives a head-motion field (mespot.stream.headmotion), it is subtracted at every
+pixel read first, and g is optional (the default front-end leaves it out: docs/frontend.md).
 Patches are clipped at the crop border (never an empty or wrapped slice). Units: those of the flow
 (pixels of the aligned crop per frame). No normalisation here.
 """
