@@ -13,7 +13,8 @@ from mespot.config import load_config
 from mespot.synth.aus import (BUILTIN_COMBOS, REGION_AUS, AuSampler, combination_counts,
                               parse_au_string)
 from mespot.synth.dataset import CSV_COLUMNS, generate_dataset, video_seeds
-from mespot.synth.identities import IdentityError, list_identities
+from mespot.synth.identities import (MESH_AGREEMENT, IdentityError, _MeshFinder, frame_checked,
+                                     list_identities, mesh_disagreement)
 from mespot.synth.render import FrameRenderer, render_video
 from mespot.synth.timeline import (ANNOTATION_FRACTION, Expression, SynthParams, Timeline,
                                    decoding_limits, plan_timeline, sample_profile)
@@ -248,6 +249,67 @@ def test_multi_face_image_gives_one_named_identity_per_face(shared_path):
     for face in faces:
         assert face.image.shape == (SMALL[1], SMALL[0], 3)
         assert face.face_width == pytest.approx(0.35 * SMALL[0], rel=1e-3)
+
+
+def test_every_face_of_the_group_photo_is_found_where_its_mesh_says(shared_path):
+    """The planted expressions move the points of an identity's mesh, so that mesh must lie on the
+    face: found again in the framed image (and by the live tracker), it agrees. Before the check,
+    multi_face_2's static fit sat about 100 px low at 640x480, eyes on the nose."""
+    faces = list_identities(str(shared_path("media", "multi_face.jpg")))
+    finder = _MeshFinder()
+    try:
+        for face in faces:
+            fresh = min(finder.faces(face.image), key=lambda p: mesh_disagreement(face.mesh, p))
+            assert mesh_disagreement(face.mesh, fresh) <= MESH_AGREEMENT, face.name
+    finally:
+        finder.close()
+
+
+class _FinderAt:
+    """Stands in for MediaPipe: 'finds' one known face, given in source-image pixels, in whatever
+    framed image it is shown (framing is a scale and a shift, read off the mesh it was framed from)."""
+
+    def __init__(self, true_mesh, framings):
+        self.true_mesh = true_mesh
+        self.framings = framings     # filled by the test: the (source, framed) meshes of each call
+
+    def faces(self, image):
+        src, framed = self.framings[-1]
+        scale = np.linalg.norm(framed[454] - framed[234]) / np.linalg.norm(src[454] - src[234])
+        shift = framed[0] - src[0] * scale
+        return [self.true_mesh * scale + shift]
+
+
+def test_a_mesh_off_the_face_is_replaced_by_the_face_found_after_framing(monkeypatch):
+    from mespot.synth import identities
+
+    rng = np.random.default_rng(0)
+    true_mesh = (rng.uniform(0, 100, (468, 2)) + 200).astype(np.float32)
+    true_mesh[234], true_mesh[454] = (200, 250), (300, 250)      # a 100 px wide face
+    bad = true_mesh + np.float32([0, 40])                         # the static fit sat 40 px low
+    framings = []
+    original = identities.frame_face
+
+    def recording_frame_face(bgr, mesh, size, face_frac):
+        image, framed = original(bgr, mesh, size, face_frac)
+        framings.append((mesh, framed))
+        return image, framed
+
+    monkeypatch.setattr(identities, "frame_face", recording_frame_face)
+    bgr = np.zeros((480, 640, 3), np.uint8)
+    image, framed = frame_checked(bgr, bad, (640, 480), 0.35, _FinderAt(true_mesh, framings), "test")
+    assert len(framings) == 2
+    assert np.allclose(framings[-1][0], true_mesh, atol=1e-3)
+    good_image, good_framed = original(bgr, true_mesh, (640, 480), 0.35)
+    assert np.allclose(framed, good_framed, atol=1e-3)
+
+    class Wandering(_FinderAt):   # a fit that never settles: each detection 40 px below the last
+        def faces(self, image):
+            return [self.framings[-1][1] + np.float32([0, 40])]
+
+    framings.clear()
+    with pytest.raises(IdentityError, match="does not settle"):
+        frame_checked(bgr, bad, (640, 480), 0.35, Wandering(true_mesh, framings), "test")
 
 
 def test_video_identity_and_bad_specs(shared_path):

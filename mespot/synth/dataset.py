@@ -24,7 +24,7 @@ from mespot.synth.render import render_video
 from mespot.synth.timeline import ANNOTATION_FRACTION, SynthParams, Timeline, plan_timeline
 from mespot.synth.warp import FaceWarper
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CSV_COLUMNS = ("subject", "video_name", "start_frame", "apex_frame", "end_frame", "type_idx", "au")
 
 

@@ -6,9 +6,10 @@ An identity spec is a comma-separated list of
   FOLDER         every image (and video) file inside it, in natural sort order
   VIDEO          a video file: the first sampled frame in which a face is found
 Every face is cropped with margin and rescaled so that it is `face_frac` of the output width, then
-placed at a fixed spot of an output-sized frame; its 468 MediaPipe mesh points are found once, in
-static-image mode, and carried through the same transform. Names are stable: the file stem
-(lower-case), with `_0`, `_1`, ... (left to right) for images that hold several faces.
+placed at a fixed spot of an output-sized frame; its 468 MediaPipe mesh points are found in
+static-image mode and carried through the same transform, then checked against the face found again
+in the framed image (`frame_checked`). Names are stable: the file stem (lower-case), with `_0`, `_1`,
+... (left to right) for images that hold several faces.
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 MAX_FACES = 8
 VIDEO_SCAN_FRAMES = 300     # frames of a video searched for a face
 VIDEO_SCAN_STEP = 5
+MESH_AGREEMENT = 0.03       # largest mean point distance, in face widths, between a framed face's
+                            # mesh and the face found again in the framed image
+REFRAME_ROUNDS = 3
 
 
 class IdentityError(ValueError):
@@ -82,23 +86,59 @@ class _MeshFinder:
         self._mesh.close()
 
 
-def frame_face(bgr: np.ndarray, mesh: np.ndarray, size: tuple[int, int], face_frac: float
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale and shift an image so the face is `face_frac` of the output width, centred a little above
-    the middle; returns the output image (replicated borders where the source ends) and the mesh."""
+def _framing(mesh: np.ndarray, size: tuple[int, int], face_frac: float) -> tuple[float, np.ndarray]:
+    """(scale, shift) that make the face `face_frac` of the output width, centred a little above the
+    middle: output = source * scale + shift."""
     out_w, out_h = size
     face_w = float(np.linalg.norm(mesh[454] - mesh[234]))
     if face_w < 8:
         raise IdentityError(f"face too small to use ({face_w:.1f} px wide)")
     scale = face_frac * out_w / face_w
-    centre = (mesh.min(axis=0) + mesh.max(axis=0)) / 2
-    target = np.array([out_w / 2, out_h * 0.46])
-    m = np.array([[scale, 0, target[0] - scale * centre[0]],
-                  [0, scale, target[1] - scale * centre[1]]], dtype=np.float64)
+    centre = ((mesh.min(axis=0) + mesh.max(axis=0)) / 2).astype(np.float64)
+    return scale, np.array([out_w / 2, out_h * 0.46]) - scale * centre
+
+
+def frame_face(bgr: np.ndarray, mesh: np.ndarray, size: tuple[int, int], face_frac: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and shift an image so the face is `face_frac` of the output width, centred a little above
+    the middle; returns the output image (replicated borders where the source ends) and the mesh."""
+    scale, shift = _framing(mesh, size, face_frac)
+    m = np.array([[scale, 0, shift[0]], [0, scale, shift[1]]], dtype=np.float64)
     interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
-    image = cv2.warpAffine(bgr, m, (out_w, out_h), flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    framed = (mesh.astype(np.float64) * scale + m[:, 2]).astype(np.float32)
+    image = cv2.warpAffine(bgr, m, size, flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    framed = (mesh.astype(np.float64) * scale + shift).astype(np.float32)
     return image, framed
+
+
+def mesh_disagreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance between corresponding mesh points, in widths of mesh `a`'s face."""
+    width = float(np.linalg.norm(a[454] - a[234]))
+    return float(np.linalg.norm(a - b, axis=1).mean()) / max(width, 1e-6)
+
+
+def frame_checked(bgr: np.ndarray, mesh: np.ndarray, size: tuple[int, int], face_frac: float,
+                  finder: "_MeshFinder", source: str) -> tuple[np.ndarray, np.ndarray]:
+    """`frame_face`, then the face is found again in the framed image, where it is large.
+
+    Why: a static fit of a small face in a group photo can sit off the face (multi_face.jpg's
+    right-hand face came out with its eyes on the nose and its mouth on the chin), and every planted
+    expression would then move the wrong part of the picture while the annotations claim it. When the
+    fresh mesh disagrees by more than MESH_AGREEMENT face widths, the face is framed again from it
+    (mapped back to the source image), up to REFRAME_ROUNDS times; faces that agree keep their
+    first mesh, so their videos do not change.
+    """
+    for _ in range(REFRAME_ROUNDS):
+        image, framed = frame_face(bgr, mesh, size, face_frac)
+        found = finder.faces(image)
+        if not found:
+            raise IdentityError(f"{source}: the face is not found again once framed")
+        fresh = min(found, key=lambda p: mesh_disagreement(framed, p))
+        if mesh_disagreement(framed, fresh) <= MESH_AGREEMENT:
+            return image, framed
+        scale, shift = _framing(mesh, size, face_frac)
+        mesh = ((fresh.astype(np.float64) - shift) / scale).astype(np.float32)
+    raise IdentityError(f"{source}: the face mesh does not settle (it moved by more than "
+                        f"{MESH_AGREEMENT:.0%} of the face width in each of {REFRAME_ROUNDS} framings)")
 
 
 def _astronaut() -> np.ndarray:
@@ -127,12 +167,13 @@ def _video_face_frame(path: Path, finder: _MeshFinder) -> tuple[np.ndarray, list
 
 
 def _from_source(name: str, bgr: np.ndarray, faces: list[np.ndarray], source: str,
-                 size: tuple[int, int], face_frac: float, one_face: bool) -> list[Identity]:
+                 size: tuple[int, int], face_frac: float, one_face: bool, finder: _MeshFinder
+                 ) -> list[Identity]:
     if one_face:   # videos: the largest face
         faces = [max(faces, key=lambda p: float(np.linalg.norm(p[454] - p[234])))]
     out = []
     for k, mesh in enumerate(faces):
-        image, framed = frame_face(bgr, mesh, size, face_frac)
+        image, framed = frame_checked(bgr, mesh, size, face_frac, finder, source)
         out.append(Identity(name if len(faces) == 1 else f"{name}_{k}", image, framed, source))
     return out
 
@@ -164,7 +205,7 @@ def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
         faces = finder.faces(bgr)
         if not faces:
             raise IdentityError("MediaPipe found no face in skimage.data.astronaut()")
-        return _from_source("astronaut", bgr, faces, "skimage.data.astronaut", size, face_frac, True)
+        return _from_source("astronaut", bgr, faces, "skimage.data.astronaut", size, face_frac, True, finder)
     path = Path(token).expanduser()
     if not path.exists():
         raise IdentityError(f"identity {token!r} is neither 'astronaut' nor an existing file or folder")
@@ -183,7 +224,7 @@ def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTS:
         frame, faces = _video_face_frame(path, finder)
-        return _from_source(_clean_name(path.stem), frame, faces, str(path), size, face_frac, True)
+        return _from_source(_clean_name(path.stem), frame, faces, str(path), size, face_frac, True, finder)
     if suffix in IMAGE_EXTS:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
@@ -191,6 +232,6 @@ def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
         faces = finder.faces(bgr)
         if not faces:
             raise IdentityError(f"no face found in {path}")
-        return _from_source(_clean_name(path.stem), bgr, faces, str(path), size, face_frac, False)
+        return _from_source(_clean_name(path.stem), bgr, faces, str(path), size, face_frac, False, finder)
     raise IdentityError(f"{path}: not an image ({', '.join(sorted(IMAGE_EXTS))}) "
                         f"or video ({', '.join(sorted(VIDEO_EXTS))})")
