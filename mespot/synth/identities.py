@@ -117,7 +117,7 @@ def mesh_disagreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def frame_checked(bgr: np.ndarray, mesh: np.ndarray, size: tuple[int, int], face_frac: float,
-                  finder: "_MeshFinder", source: str) -> tuple[np.ndarray, np.ndarray]:
+                  finder: _MeshFinder, source: str) -> tuple[np.ndarray, np.ndarray]:
     """`frame_face`, then the face is found again in the framed image, where it is large.
 
     Why: a static fit of a small face in a group photo can sit off the face (multi_face.jpg's
