@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 KINDS = ("micro", "macro")
 
@@ -149,6 +147,8 @@ def load_config(name_or_path: str | Path) -> Config:
     if not path.exists():
         names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
         raise ConfigError(f"no config {str(name_or_path)!r}; valid names: {', '.join(names)} or a YAML path")
+    import yaml      # here, not at the top: models carry their config, so loading one needs no YAML
+
     with open(path) as fh:
         raw = yaml.safe_load(fh) or {}
     if not isinstance(raw, dict):

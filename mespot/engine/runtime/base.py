@@ -32,11 +32,11 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {f.backend: f for f in (
-    Format("onnx", (".onnx",), ("cpu", "cuda"), ("threads",), "mespot.engine.runtime.onnx",
-           "OnnxRuntime", "ONNX Runtime (default; CPU, or its CUDA provider where installed)"),
-    Format("torch", (".pt", ".pth", ".ckpt"), ("cpu", "cuda"), ("threads",), "mespot.engine.runtime.torch",
-           "TorchRuntime", "PyTorch on a mespot checkpoint (needs the [train] extra)"),
-    Format("tensorrt", (".onnx", ".engine", ".plan"), ("cuda",), ("fp16", "cache_dir", "max_batch",
+    Format("onnx", (".onnx",), ("cpu", "cuda"), ("threads", "precision"), "mespot.engine.runtime.onnx",
+           "OnnxRuntime", "ONNX Runtime (default; CPU, or its CUDA provider with the [gpu] extra)"),
+    Format("torch", (".pt", ".pth", ".ckpt"), ("cpu", "cuda"), ("threads", "precision", "cuda_graphs"),
+           "mespot.engine.runtime.torch", "TorchRuntime", "PyTorch on a mespot checkpoint (needs the [train] extra)"),
+    Format("tensorrt", (".onnx", ".engine", ".plan"), ("cuda",), ("precision", "fp16", "cache_dir", "max_batch",
            "max_frames"), "mespot.engine.runtime.tensorrt", "TensorRTRuntime",
            "TensorRT 10 engine built from the ONNX file (NVIDIA GPU; untested in this project)"),
 )}
@@ -118,7 +118,8 @@ def check_request(model_path: str | Path, backend: str, device: str, options: di
 
 
 def open_runtime(model_path: str | Path, backend: str = "onnx", device: str = "cpu", **options) -> Runtime:
-    """Open `model_path` with `backend` on `device`; options per FORMATS (e.g. threads=1, fp16=True)."""
+    """Open `model_path` with `backend` on `device`; options per FORMATS (e.g. threads=1,
+    precision="fp16"; precision is fp32, tf32, fp16 or bf16, see mespot.engine.runtime.precision)."""
     import importlib
 
     fmt = check_request(model_path, backend, device, options)

@@ -2,6 +2,14 @@
 
 Metadata is read from the file's own metadata_props (the sidecar JSON is only a fallback for files
 whose props were stripped by another tool).
+
+On `device="cuda"` the session uses ONNX Runtime's CUDA execution provider, which only the
+`onnxruntime-gpu` package has (the `[gpu]` extra); the provider list is built from
+`onnxruntime.get_available_providers()` and the session is refused if it did not actually get the
+provider (ONNX Runtime otherwise falls back to CPU quietly when CUDA libraries are missing). That
+provider uses TF32 unless told not to, so precision fp32 passes `use_tf32=0` and tf32 `use_tf32=1`;
+on a GPU the error against a CPU session of the same file is measured when the runtime opens.
+UNTESTED here: no GPU and no onnxruntime-gpu on our machines.
 """
 from __future__ import annotations
 
@@ -12,6 +20,9 @@ import numpy as np
 
 from mespot.engine.runtime.base import Runtime, RuntimeUnavailable
 from mespot.engine.runtime.metadata import INPUT_NAME, METADATA_KEY, check_metadata, read_sidecar
+from mespot.engine.runtime.precision import check_precision, precision_error, probe_features, report_precision
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def _import_onnxruntime():
@@ -27,37 +38,58 @@ class OnnxRuntime(Runtime):
 
     name = "onnx"
 
-    def __init__(self, session, metadata: dict, device: str) -> None:
+    def __init__(self, session, metadata: dict, device: str, precision: str = "fp32") -> None:
         super().__init__(metadata, device)
         self.session = session
+        self.precision = precision
+        self.precision_error = None
         inputs = [i.name for i in session.get_inputs()]
         if inputs != [INPUT_NAME]:
             raise ValueError(f"ONNX model inputs {inputs}, expected [{INPUT_NAME!r}]")
         self._output_names = [session.get_outputs()[0].name]
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu", threads: int | None = 1) -> "OnnxRuntime":
+    def load(cls, path: Path, device: str = "cpu", threads: int | None = 1,
+             precision: str = "fp32") -> "OnnxRuntime":
         ort = _import_onnxruntime()
-        providers = ["CPUExecutionProvider"]
-        if device == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise RuntimeUnavailable(
-                    "ONNX Runtime here has no CUDA provider; install onnxruntime-gpu or use --device cpu")
-            providers.insert(0, "CUDAExecutionProvider")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        check_precision(precision, cls.name, device, ("fp32", "tf32") if device == "cuda" else ("fp32",))
+        session = _session(ort, path, device, threads, precision)
         props = session.get_modelmeta().custom_metadata_map
         if METADATA_KEY in props:
             meta = check_metadata(json.loads(props[METADATA_KEY]), str(path))
         else:
             meta = read_sidecar(path)
-        return cls(session, meta, device)
+        runtime = cls(session, meta, device, precision)
+        if device != "cpu":
+            probe = probe_features(meta)
+            reference = cls(_session(ort, path, "cpu", threads, "fp32"), meta, "cpu").infer(probe)
+            runtime.precision_error = report_precision(cls.name, device, precision,
+                                                       precision_error(reference, runtime.infer(probe)))
+        return runtime
 
     def _infer_batch(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(self._output_names, {INPUT_NAME: x})[0]
 
     def describe(self) -> dict:
-        return {**super().describe(), "providers": self.session.get_providers()}
+        facts = {**super().describe(), "providers": self.session.get_providers(), "precision": self.precision}
+        if self.precision_error is not None:
+            facts["precision_error"] = self.precision_error
+        return facts
+
+
+def _session(ort, path: Path, device: str, threads: int | None, precision: str):
+    providers: list = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if CUDA_PROVIDER not in ort.get_available_providers():
+            raise RuntimeUnavailable("ONNX Runtime here has no CUDA provider; pip install 'mespot[gpu]' "
+                                     "(onnxruntime-gpu in place of onnxruntime) or use --device cpu")
+        providers.insert(0, (CUDA_PROVIDER, {"use_tf32": "1" if precision == "tf32" else "0"}))
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if device == "cuda" and CUDA_PROVIDER not in session.get_providers():
+        raise RuntimeUnavailable(f"ONNX Runtime could not start its CUDA provider (session providers: "
+                                 f"{session.get_providers()}); check the CUDA and cuDNN libraries it needs")
+    return session

@@ -11,7 +11,11 @@ skip. What it does:
   the plan) and refuses a plan built for another TensorRT version or GPU;
 - one optimisation profile: batch 1..max_batch, time 1..max_frames (opt: batch 1, the online window);
   a shape outside it is a ValueError naming the limits;
-- input/output device buffers are allocated once at the profile maximum and reused.
+- input/output device buffers are allocated once at the profile maximum and reused;
+- precision (issue 13): TensorRT lets float32 layers use TF32 unless its TF32 builder flag is
+  cleared, so plans are built without it unless `precision="tf32"`; `precision="fp16"` (or the
+  older `fp16=True`) adds the FP16 flag. Its error is checked by `spot-export --format engine`
+  against ONNX Runtime, not measured again at open.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mespot.engine.runtime.base import N_LOGITS, N_ROIS, Runtime, RuntimeUnavailable
+from mespot.engine.runtime.precision import check_precision
 from mespot.engine.runtime.metadata import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, check_metadata,
                                             read_sidecar, sidecar_path, write_sidecar)
 
@@ -66,7 +71,7 @@ def profile_shapes(window: int, max_batch: int, max_frames: int) -> dict[str, li
     return {"min": [1, 1, N_ROIS, 2], "opt": [1, window, N_ROIS, 2], "max": [max_batch, max_frames, N_ROIS, 2]}
 
 
-def build_plan(onnx_bytes: bytes, *, profile: dict[str, list[int]], fp16: bool = False) -> bytes:
+def build_plan(onnx_bytes: bytes, *, profile: dict[str, list[int]], fp16: bool = False, tf32: bool = False) -> bytes:
     """ONNX -> serialized TensorRT plan with one optimisation profile on the input's batch/time axes."""
     trt = _import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -78,6 +83,8 @@ def build_plan(onnx_bytes: bytes, *, profile: dict[str, list[int]], fp16: bool =
         raise RuntimeError(f"TensorRT could not parse the ONNX model: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    if not tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)     # on by default in TensorRT: fp32 means fp32
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     opt_profile = builder.create_optimization_profile()
@@ -135,7 +142,12 @@ class TensorRTRuntime(Runtime):
 
     @classmethod
     def load(cls, path: Path, device: str = "cuda", fp16: bool = False, cache_dir: str | Path | None = None,
-             max_batch: int = DEFAULT_MAX_BATCH, max_frames: int = DEFAULT_MAX_FRAMES) -> "TensorRTRuntime":
+             max_batch: int = DEFAULT_MAX_BATCH, max_frames: int = DEFAULT_MAX_FRAMES,
+             precision: str | None = None) -> "TensorRTRuntime":
+        tf32 = False
+        if precision is not None:
+            check_precision(precision, cls.name, device, ("fp32", "tf32", "fp16"))
+            fp16, tf32 = precision == "fp16", precision == "tf32"
         target = build_target()
         if path.suffix.lower() in (".engine", ".plan"):
             meta = read_sidecar(path)
@@ -148,12 +160,12 @@ class TensorRTRuntime(Runtime):
         meta = _onnx_metadata(path)
         profile = profile_shapes(int(meta["window"]), max_batch, max_frames)
         key = json.dumps({"onnx": hashlib.sha256(onnx_bytes).hexdigest(), **target, "fp16": bool(fp16),
-                          "profile": profile}, sort_keys=True)
+                          "tf32": bool(tf32), "profile": profile}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         cache = Path(cache_dir) if cache_dir else path.parent / ".engine-cache"
         plan_path = cache / f"{path.stem}-{digest}.engine"
         if not plan_path.exists():
-            write_plan(plan_path, build_plan(onnx_bytes, profile=profile, fp16=fp16), meta,
+            write_plan(plan_path, build_plan(onnx_bytes, profile=profile, fp16=fp16, tf32=tf32), meta,
                        target=target, profile=profile, fp16=fp16)
         return cls(plan_path.read_bytes(), read_sidecar(plan_path))
 
