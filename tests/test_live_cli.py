@@ -258,6 +258,8 @@ def test_usage_errors_are_one_line_and_exit_2(model_path, tmp_path, capsys):
             "no config": ["--source", "x.mp4", "--config", "nonexistent"],
             "fps but config 'samm' at 25 fps": ["--source", "x.mp4", "--model", model_path, "--config", "samm"],
             "opens .pt": ["--source", "x.mp4", "--model", model_path, "--backend", "torch"],
+            "backend onnx on cpu runs precision fp32, not fp16": ["--source", "x.mp4", "--model", model_path,
+                                                                  "--precision", "fp16"],
         }
         for expected, argv in cases.items():
             argv = [str(a) for a in argv]
@@ -269,7 +271,7 @@ def test_usage_errors_are_one_line_and_exit_2(model_path, tmp_path, capsys):
     finally:
         busy.close()
     for argv in ([], ["--camera", "0", "--source", "x.mp4"], ["--camera", "-1"], ["--demo", "--backend", "tf"],
-                 ["--demo", "--hwm", "0"]):
+                 ["--demo", "--hwm", "0"], ["--demo", "--precision", "fp8"]):
         with pytest.raises(SystemExit) as exc:
             live_main(argv)
         assert exc.value.code == 2

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mespot.engine.runtime.precision import PRECISIONS
 from mespot.stream.pipeline import STAGES
 
 TARGETS = (  # (name, figure key in the result, limit, unit)
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="onnx", metavar="LIST",
                         help="comma-separated runtimes compared side by side: onnx, torch, tensorrt, "
                              "with :cuda for a GPU (e.g. onnx,torch or onnx:cuda); default onnx")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="model arithmetic for every backend (default fp32); a reduced precision's measured "
+                             "error goes in each runtime's JSON entry")
     parser.add_argument("--frames", type=int, default=300, metavar="N",
                         help="frames per run (the generated clip's length; default 300 = 10 s)")
     parser.add_argument("--model", type=Path, metavar="PATH", help="ONNX model (default: the shipped one)")
@@ -121,7 +125,7 @@ def evaluate_targets(result: dict) -> list[dict]:
 def _run_backend(spec, models, source, args, progress, fps: float) -> dict:
     from mespot.bench.liveloop import open_bench_runtime, run_live_loop, time_model_alone
 
-    runtime = open_bench_runtime(models, spec)
+    runtime = open_bench_runtime(models, spec, args.precision)
     out = {"runtime": runtime.describe(), "model": str(models.path_for(spec.partition(":")[0]))}
     modes = [m for m, skip in (("realtime", args.fast_only), ("fast", args.realtime_only)) if not skip]
     for mode in modes:
@@ -365,8 +369,8 @@ def run(args: argparse.Namespace) -> int:
                     for spec in specs:
                         try:
                             backends[spec] = _run_backend(spec, models, source, args, progress, fps)
-                        except (RuntimeUnavailable, FileNotFoundError) as exc:
-                            backends[spec] = {"error": str(exc)}
+                        except (RuntimeUnavailable, FileNotFoundError, ValueError) as exc:
+                            backends[spec] = {"error": str(exc)}     # ValueError: a precision it lacks
                     if not any("error" not in b for b in backends.values()):
                         for spec, b in backends.items():
                             print(f"spot-bench latency: {spec}: {b['error']}", file=sys.stderr)

@@ -109,14 +109,16 @@ def untrained_models(workdir: Path) -> BenchModels:
                        "UNTRAINED stand-in (no shipped model yet): timings valid, intervals meaningless")
 
 
-def open_bench_runtime(models: BenchModels, spec: str):
-    """Open backend spec 'name[:device]' (onnx, onnx:cuda, torch, torch:cuda, tensorrt), one thread
-    for the CPU runtimes (what the live loop uses), warmed up for every online window length."""
+def open_bench_runtime(models: BenchModels, spec: str, precision: str = "fp32", threads: int | None = 1):
+    """Open backend spec 'name[:device]' (onnx, onnx:cuda, torch, torch:cuda, tensorrt), `threads`
+    threads for the CPU runtimes (1: what the live loop uses), warmed up for every online window
+    length. A precision other than fp32 (or any on a GPU) carries its measured error in describe()."""
     from mespot.engine.runtime import open_runtime
 
     backend, _, device = spec.partition(":")
     device = device or ("cuda" if backend == "tensorrt" else "cpu")
-    options = {"threads": 1} if device == "cpu" else {}
+    options = {"threads": threads} if device == "cpu" and threads else {}
+    options["precision"] = precision
     runtime = open_runtime(models.path_for(backend), backend, device, **options)
     runtime.warm_up()
     return runtime

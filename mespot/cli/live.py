@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mespot.cli.args import at_least
 from mespot.engine.runtime.base import FORMATS
+from mespot.engine.runtime.precision import PRECISIONS
 from mespot.stream.sinks import DEFAULT_ENDPOINT, DEFAULT_HWM
 
 MATCH_IOU = 0.5      # a planted interval counts as found at IoU >= 0.5 (MEGC rule, inclusive frames)
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=tuple(FORMATS), default="onnx",
                    help="runtime (default onnx: ONNX Runtime, no torch needed)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="model arithmetic: fp32 (default; IEEE float32, no TF32 on GPUs), tf32 (cuda), fp16 or "
+                        "bf16 (torch; fp16 also tensorrt); anything but fp32 prints its measured error at start")
     p.add_argument("--config", metavar="NAME|PATH",
                    help="decoding/rate config: a name in configs/ (live, casme2, samm) or a YAML path "
                         "(default: the config the model was exported with)")
@@ -94,7 +98,7 @@ def _load(args):
         raise UsageError(str(exc)) from None
     try:
         model_path = args.model if args.model is not None else default_model_path(args.backend)
-        runtime = open_runtime(model_path, args.backend, args.device)
+        runtime = open_runtime(model_path, args.backend, args.device, precision=args.precision)
     except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
         raise UsageError(str(exc)) from None
     if config is None:
@@ -148,6 +152,10 @@ def _run(args) -> int:
     with ExitStack() as stack:
         publisher, sinks = _open_sinks(args, stack)       # first: a busy port fails before slow loading
         config, runtime, model_path = _load(args)
+        measured = runtime.describe().get("precision_error")
+        if measured is not None:
+            err.print(f"{runtime.name} on {runtime.device} in {measured['precision']}: probabilities within "
+                      f"{measured['max_abs_prob']:.2g} of fp32 on CPU (measured at start)")
         planted = None
         if args.demo:
             from mespot.synth.demo import make_demo_clip
