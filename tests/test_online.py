@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine_models import WINDOW, model_files
-from mespot.engine.online import OnlineEngine, offline_probs, push_batch
+from mespot.engine.online import OnlineEngine, offline_probs
 from mespot.engine.runtime import open_runtime
 
 T = 160
@@ -151,24 +151,3 @@ def test_offline_probs_fills_invalid_with_nan():
     assert probs.shape == (20, 8) and np.isnan(probs).all()
     with pytest.raises(ValueError, match="valid"):
         offline_probs(runtime, np.zeros((20, 12, 2)), np.ones(19, bool))
-
-
-def test_push_batch_equals_separate_engines(runtime):
-    """Three streams with different gap patterns through one shared runtime, batched per step."""
-    patterns = ["none", "single_gaps", "short_runs"]
-    features = [random_features(20 + k) for k in range(3)]
-    valid = [gaps(p) for p in patterns]
-    engines = [OnlineEngine(runtime) for _ in patterns]
-    batched = [np.full((T, 8), np.nan, np.float32) for _ in patterns]
-    for i in range(T):
-        out = push_batch(engines, [(i, features[k][i], valid[k][i]) for k in range(3)])
-        for k, rows in enumerate(out):
-            for j, row in rows:
-                batched[k][j] = row
-    for k, engine in enumerate(engines):
-        for j, row in engine.flush():
-            batched[k][j] = row
-        separate, _ = run_online(OnlineEngine(runtime), features[k], valid[k])
-        np.testing.assert_allclose(batched[k], separate, atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="share one runtime"):
-        push_batch([engines[0], OnlineEngine(open_runtime(model_files()[2]))], [(T, features[0][0], True)] * 2)

@@ -59,6 +59,7 @@ def test_onnx_runtime_needs_no_torch():
         import numpy as np
         from mespot.engine.runtime import open_runtime
         from mespot.engine.online import OnlineEngine, offline_probs
+        from mespot.engine.multistream import MultiStreamEngine
         rt = open_runtime({str(onnx_path)!r})
         x = np.random.default_rng(0).normal(size=(30, 12, 2)).astype(np.float32)
         assert rt.infer(x).shape == (10, 30)
@@ -66,6 +67,10 @@ def test_onnx_runtime_needs_no_torch():
         rows = [r for i in range(30) for r in eng.push(i, x[i], True)] + eng.flush()
         ref = offline_probs(rt, x, np.ones(30, bool))
         assert np.abs(np.stack([r for _, r in rows]) - ref).max() < 1e-5
+        multi = MultiStreamEngine(rt)
+        s = multi.join(2)
+        got = [multi.push(s, [i, i], np.stack([x[i], x[i]])) for i in range(30)] + [multi.flush()]
+        assert np.array_equal(np.concatenate([g.probs[g.stream == s[1]] for g in got]), np.stack([r for _, r in rows]))
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
         print("ok")
     """)
@@ -84,7 +89,7 @@ def test_request_errors_name_valid_choices(tmp_path):
         open_runtime(ckpt, "onnx")
     with pytest.raises(ValueError, match="runs on cuda, not 'cpu'"):
         open_runtime(onnx_path, "tensorrt", "cpu")
-    with pytest.raises(ValueError, match="fp16 do not apply to backend onnx; valid: threads"):
+    with pytest.raises(ValueError, match="fp16 do not apply to backend onnx; valid: threads, precision"):
         open_runtime(onnx_path, "onnx", fp16=True)
     assert set(FORMATS) == {"onnx", "torch", "tensorrt"}
 

@@ -9,16 +9,15 @@ its last r indices are emitted with the zero right padding an offline pass over 
 the next valid feature starts a new run exactly as a new video. Cost: one model call per pushed
 valid feature (plus one per run end), so the smallest exact window, 2r+1 = 11, is the cheapest.
 
-Several streams can share one runtime and one model call per step: `push_batch` stacks the
-windows of all engines (same length at steady state) into one (B, T, 12, 2) batch. A single
-engine's push() goes through the same code with B = 1.
+This is the per-stream engine of the live loop, and the scalar reference of the vectorised
+many-stream engine (mespot.engine.multistream.MultiStreamEngine), whose results equal separate
+push() calls; several OnlineEngines may share one runtime.
 
 numpy only: the live path imports this without torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -58,7 +57,7 @@ class OnlineEngine:
         self._count = 0            # features of the current run pushed so far
         self._last_valid = None    # index of the newest valid feature of the current run
         self._last_seen = None     # newest index pushed, valid or not
-        self.model_calls = 0       # windows evaluated (a batched call counts once per engine)
+        self.model_calls = 0       # windows evaluated
 
     @property
     def pending(self) -> int:
@@ -67,11 +66,11 @@ class OnlineEngine:
 
     def push(self, index: int, features: np.ndarray, valid: bool) -> Emitted:
         """Add feature `index`; return the (index, probs) rows that became final, oldest first."""
-        return _run(self.runtime, [self._stage_push(index, features, valid)])[0]
+        return _evaluate(self.runtime, self._stage_push(index, features, valid))
 
     def flush(self) -> Emitted:
         """End the current run: emit its pending indices with offline end padding, then restart."""
-        return _run(self.runtime, [self._stage_flush()])[0]
+        return _evaluate(self.runtime, self._stage_flush())
 
     def _stage_push(self, index: int, features: np.ndarray, valid: bool) -> list[_Step]:
         index = int(index)
@@ -122,36 +121,14 @@ class OnlineEngine:
         return _Step(x, len(x) - lag, n_rows, self._last_valid - lag - n_rows + 1)
 
 
-def push_batch(engines: Sequence[OnlineEngine], items: Sequence[tuple[int, np.ndarray, bool]]) -> list[Emitted]:
-    """push() for several streams at once (item k goes to engine k), one model call per window length.
-
-    All engines must share one runtime; results equal separate push() calls exactly.
-    """
-    if len(engines) != len(items):
-        raise ValueError(f"{len(engines)} engines but {len(items)} items")
-    if len({id(e.runtime) for e in engines}) > 1:
-        raise ValueError("push_batch needs engines that share one runtime")
-    if not engines:
-        return []
-    return _run(engines[0].runtime, [e._stage_push(*item) for e, item in zip(engines, items)])
-
-
-def _run(runtime: Runtime, staged: list[list[_Step]]) -> list[Emitted]:
-    """Evaluate every staged step, windows of equal length batched together; results per stream."""
-    by_length: dict[int, list[tuple[int, int]]] = {}
-    for s, steps in enumerate(staged):
-        for k, step in enumerate(steps):
-            by_length.setdefault(len(step.window), []).append((s, k))
-    rows: dict[tuple[int, int], Emitted] = {}
-    for keys in by_length.values():
-        windows = [staged[s][k].window for s, k in keys]
-        batch = windows[0][None] if len(windows) == 1 else np.stack(windows)
-        logits = runtime.infer(batch)
-        for (s, k), stream_logits in zip(keys, logits):
-            step = staged[s][k]
-            probs = logits_to_probs(stream_logits[:, step.stop - step.n_rows:step.stop])
-            rows[s, k] = [(step.first_index + r, probs[r]) for r in range(step.n_rows)]
-    return [[row for k in range(len(steps)) for row in rows[s, k]] for s, steps in enumerate(staged)]
+def _evaluate(runtime: Runtime, steps: list[_Step]) -> Emitted:
+    """Run each staged window (one model call each) and return its rows, oldest first."""
+    rows: Emitted = []
+    for step in steps:
+        logits = runtime.infer(step.window[None])[0]
+        probs = logits_to_probs(logits[:, step.stop - step.n_rows:step.stop])
+        rows.extend((step.first_index + r, probs[r]) for r in range(step.n_rows))
+    return rows
 
 
 def offline_probs(runtime: Runtime, features: np.ndarray, valid: np.ndarray) -> np.ndarray:
