@@ -14,6 +14,9 @@ N rises from 1 until a trial drops frames after its first second, or `--max` is 
 the first second (every stream acquiring its face at the same moment) are reported apart: the
 verdict (`max_streams`) counts every drop, `max_streams_steady` only those after the first second.
 Target (issue 6): at least 4, on `max_streams`.
+
+`--inference-only` counts something else: the streams the model side alone carries when many
+cameras' features meet in one engine (mespot.bench.capacity, issue 13).
 """
 from __future__ import annotations
 
@@ -44,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "(default: a generated 640x480 clip)")
     parser.add_argument("--model", type=Path, metavar="PATH", help="ONNX model (default: the shipped one)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every trial as JSON")
+    from mespot.bench import capacity
+
+    capacity.add_arguments(parser)
 
 
 def _process_stream(source: str, model: str, frames: int, barrier, results) -> None:
@@ -141,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
     from mespot.bench.machine import describe_machine, load_average, one_line
     from mespot.stream.sources import SourceError, open_source
 
+    if getattr(args, "inference_only", False):
+        from mespot.bench import capacity
+
+        return capacity.run(args)
     if args.max < 1 or args.seconds < 1:
         print("spot-bench streams: --max must be >= 1 and --seconds >= 1", file=sys.stderr)
         return 2
