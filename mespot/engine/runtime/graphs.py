@@ -14,6 +14,7 @@ Graphs are captured lazily, the first time a bucket is needed (`capture()` does 
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -111,14 +112,17 @@ def cuda_capture(torch, forward: Callable, frames: int, device: str) -> Callable
                 static_out = forward(static_in)
         host_in = torch.zeros(static_in.shape, dtype=torch.float32, pin_memory=True)
         host_out = torch.zeros(static_out.shape, dtype=torch.float32, pin_memory=True)
-        stream = torch.cuda.current_stream()
-        return StaticShape(static_in, static_out, graph.replay, host_in, host_out, stream.synchronize)
+        # the copies and the replay are issued on the caller's current stream: wait for that one
+        return StaticShape(static_in, static_out, graph.replay, host_in, host_out,
+                           lambda: torch.cuda.current_stream().synchronize())
 
     return capture
 
 
 class GraphSet:
-    """Replays of `frames`-long batches, one StaticShape per bucket, captured on first use."""
+    """Replays of `frames`-long batches, one StaticShape per bucket, captured on first use.
+
+    The static buffers are shared, so run() holds a lock: calls from several threads take turns."""
 
     def __init__(self, capture: Callable[[int], StaticShape], frames: int,
                  buckets: tuple[int, ...] = GRAPH_BUCKETS) -> None:
@@ -127,14 +131,16 @@ class GraphSet:
         self.buckets = tuple(buckets)
         self._capture = capture
         self._shapes: dict[int, StaticShape] = {}
+        self._lock = threading.Lock()
 
     @property
     def captured(self) -> tuple[int, ...]:
         return tuple(sorted(self._shapes))
 
     def capture(self, buckets: tuple[int, ...]) -> None:
-        for b in buckets:
-            self._shape(b)
+        with self._lock:
+            for b in buckets:
+                self._shape(b)
 
     def _shape(self, bucket: int) -> StaticShape:
         if bucket not in self.buckets:
@@ -149,9 +155,10 @@ class GraphSet:
         if x.ndim != 4 or x.shape[1] != self.frames:
             raise ValueError(f"graphs run ({self.frames}-index) windows, got {x.shape}")
         plan = bucket_plan(len(x), self.buckets)
-        if len(plan) == 1:
-            return self._shape(plan[0][2]).run(x)
-        out = np.empty((len(x), N_LOGITS, self.frames), np.float32)
-        for start, stop, bucket in plan:
-            out[start:stop] = self._shape(bucket).run(x[start:stop])
-        return out
+        with self._lock:
+            if len(plan) == 1:
+                return self._shape(plan[0][2]).run(x)
+            out = np.empty((len(x), N_LOGITS, self.frames), np.float32)
+            for start, stop, bucket in plan:
+                out[start:stop] = self._shape(bucket).run(x[start:stop])
+            return out

@@ -75,8 +75,10 @@ def precision_flags(torch, device: str, tf32: bool) -> list[tuple[Any, str, Any]
     if device == "cuda":
         if new_api:
             mode = "tf32" if tf32 else "ieee"
-            return [(b.cuda.matmul, "fp32_precision", mode), (b.cudnn.conv, "fp32_precision", mode),
-                    (b.cudnn.rnn, "fp32_precision", mode)]
+            flags = [(b.cuda.matmul, "fp32_precision", mode), (b.cudnn.conv, "fp32_precision", mode)]
+            if hasattr(b.cudnn, "rnn"):           # kept equal to conv, so the legacy getter stays readable
+                flags.append((b.cudnn.rnn, "fp32_precision", mode))
+            return flags
         return [(b.cuda.matmul, "allow_tf32", bool(tf32)), (b.cudnn, "allow_tf32", bool(tf32))]
     if new_api and hasattr(b.mkldnn, "conv"):      # oneDNN could otherwise be told to use bf16 for fp32
         return [(b.mkldnn.matmul, "fp32_precision", "ieee"), (b.mkldnn.conv, "fp32_precision", "ieee")]
