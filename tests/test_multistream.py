@@ -58,12 +58,12 @@ def assert_same_rows(got, expected, where, atol=0.0):
 
 
 def random_scenario(runtime, seed: int, n_logical: int, steps: int, window: int | None = None, atol: float = 0.0,
-                    reference_runtime=None):
+                    reference_runtime=None, multi=None):
     """Drive a MultiStreamEngine and one OnlineEngine per logical stream through the same random
     life (joins, leaves, rejoins, skipped steps, invalid features, index jumps, flushes) and compare
     every call's rows. Returns how many rows were compared."""
     rng = np.random.default_rng(seed)
-    multi = MultiStreamEngine(runtime, window=window, capacity=2)
+    multi = multi or MultiStreamEngine(runtime, window=window, capacity=2)
     reference_runtime = reference_runtime or runtime
     joined: dict[int, tuple[int, OnlineEngine]] = {}       # logical stream -> (slot, reference engine)
     next_index = {k: int(rng.integers(0, 50)) for k in range(n_logical)}

@@ -61,33 +61,44 @@ def _empty_rows() -> tuple[Rows, np.ndarray]:
     return Rows(np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 8), np.float32)), np.empty(0, np.int64)
 
 
-class MultiStreamEngine:
-    """Stateful engine over N streams and one runtime; streams are integer slots from join()."""
+class StreamTable:
+    """The per-stream bookkeeping every many-stream engine shares: slots, runs, the checks and the
+    order of a step. How features are kept and rows computed is the subclass's: `_new_state`,
+    `_store`, `_emit_steps` and `_emit_ends` (array operations over the given streams)."""
 
-    def __init__(self, runtime: Runtime, *, window: int | None = None, capacity: int = 16) -> None:
-        self.runtime = runtime
-        self.delay = runtime.right_context
-        self.window = int(runtime.window if window is None else window)
-        if self.window < 2 * self.delay + 1:
-            raise ValueError(f"window {self.window} must be >= 2*right_context+1 = {2 * self.delay + 1}")
+    def __init__(self, delay: int, capacity: int) -> None:
+        self.delay = int(delay)
+        self._state: dict[str, np.ndarray] = {}
         self._allocate(max(1, int(capacity)))
-        self.model_calls = 0      # windows evaluated
-        self.infer_calls = 0      # runtime.infer calls (one per distinct window length per step)
+
+    # -- what a subclass provides ----------------------------------------------------------------------
+    def _new_state(self, capacity: int) -> dict[str, np.ndarray]:
+        """Its per-slot arrays (first axis: slot), zero-filled."""
+        raise NotImplementedError
+
+    def _store(self, s: np.ndarray, features: np.ndarray) -> None:
+        """Keep feature number self._count[s] (before the count moves on) of each stream's run."""
+        raise NotImplementedError
+
+    def _emit_steps(self, s: np.ndarray, pos: np.ndarray) -> tuple[Rows, np.ndarray]:
+        """While runs continue (count > delay): each stream's index `delay` before its newest."""
+        raise NotImplementedError
+
+    def _emit_ends(self, s: np.ndarray, pos: np.ndarray) -> tuple[Rows, np.ndarray]:
+        """At a run's end (count > 0): its last min(count, delay) indices, with the offline zero padding."""
+        raise NotImplementedError
 
     # -- streams ------------------------------------------------------------------------------------
     def _allocate(self, capacity: int) -> None:
-        self._ring = np.zeros((capacity, self.window, N_ROIS, 2), np.float32)
-        self._count = np.zeros(capacity, np.int64)            # features of the current run so far
-        self._last_valid = np.full(capacity, NO_INDEX, np.int64)
-        self._last_seen = np.full(capacity, NO_INDEX, np.int64)
-        self._active = np.zeros(capacity, bool)
-
-    def _grow(self, capacity: int) -> None:
-        old = (self._ring, self._count, self._last_valid, self._last_seen, self._active)
-        self._allocate(capacity)
-        n = len(old[1])
-        for new, was in zip((self._ring, self._count, self._last_valid, self._last_seen, self._active), old):
-            new[:n] = was
+        old = {k: v for k, v in self._state.items()}
+        self._state = {"count": np.zeros(capacity, np.int64),          # features of the current run so far
+                       "last_valid": np.full(capacity, NO_INDEX, np.int64),
+                       "last_seen": np.full(capacity, NO_INDEX, np.int64),
+                       "active": np.zeros(capacity, bool), **self._new_state(capacity)}
+        for k, was in old.items():
+            self._state[k][:len(was)] = was
+        self._count, self._last_valid = self._state["count"], self._state["last_valid"]
+        self._last_seen, self._active = self._state["last_seen"], self._state["active"]
 
     @property
     def capacity(self) -> int:
@@ -106,7 +117,7 @@ class MultiStreamEngine:
         """Add n streams; returns their slots (int64). Each starts like a new OnlineEngine."""
         free = np.flatnonzero(~self._active)
         if len(free) < n:
-            self._grow(max(2 * self.capacity, self.capacity + n - len(free)))
+            self._allocate(max(2 * self.capacity, self.capacity + n - len(free)))
             free = np.flatnonzero(~self._active)
         slots = free[:n].copy()
         self._count[slots] = 0
@@ -145,14 +156,14 @@ class MultiStreamEngine:
             raise ValueError(f"stream {s[k]}: feature index {idx[k]} not after the previous one {seen[k]}")
         pos = np.arange(m)
         ends = (self._count[s] > 0) & (~ok | (idx != self._last_valid[s] + 1))
-        ended, ended_pos = self._flush(s[ends], pos[ends], sort=False)   # before the ring is overwritten
+        ended, ended_pos = self._flush(s[ends], pos[ends], sort=False)   # before the new features are kept
         self._last_seen[s] = idx
         v = s[ok]
-        self._ring[v, self._count[v] % self.window] = feats[ok]
+        self._store(v, feats[ok])
         self._count[v] += 1
         self._last_valid[v] = idx[ok]
         ready = self._count[v] > self.delay
-        stepped, stepped_pos = self._emit(v[ready], pos[ok][ready], np.ones(int(ready.sum()), np.int64), self.delay)
+        stepped, stepped_pos = self._emit_steps(v[ready], pos[ok][ready])
         return _ordered([ended, stepped], [ended_pos, stepped_pos])
 
     # -- internals ----------------------------------------------------------------------------------
@@ -170,10 +181,36 @@ class MultiStreamEngine:
         live = self._count[s] > 0
         s = s[live]
         pos = (np.arange(len(live)) if pos is None else pos)[live]
-        rows, rows_pos = self._emit(s, pos, np.minimum(self._count[s], self.delay), 0)
+        rows, rows_pos = self._emit_ends(s, pos) if len(s) else _empty_rows()
         self._count[s] = 0
         self._last_valid[s] = NO_INDEX
         return _ordered([rows], [rows_pos]) if sort else (rows, rows_pos)
+
+
+class MultiStreamEngine(StreamTable):
+    """Windows through a runtime, one batched infer per window length a step; streams are integer
+    slots from join()."""
+
+    def __init__(self, runtime: Runtime, *, window: int | None = None, capacity: int = 16) -> None:
+        self.runtime = runtime
+        self.window = int(runtime.window if window is None else window)
+        if self.window < 2 * runtime.right_context + 1:
+            raise ValueError(f"window {self.window} must be >= 2*right_context+1 = {2 * runtime.right_context + 1}")
+        super().__init__(runtime.right_context, capacity)
+        self.model_calls = 0      # windows evaluated
+        self.infer_calls = 0      # runtime.infer calls (one per distinct window length per step)
+
+    def _new_state(self, capacity: int) -> dict[str, np.ndarray]:
+        return {"ring": np.zeros((capacity, self.window, N_ROIS, 2), np.float32)}
+
+    def _store(self, s: np.ndarray, features: np.ndarray) -> None:
+        self._state["ring"][s, self._count[s] % self.window] = features
+
+    def _emit_steps(self, s: np.ndarray, pos: np.ndarray) -> tuple[Rows, np.ndarray]:
+        return self._emit(s, pos, np.ones(len(s), np.int64), self.delay)
+
+    def _emit_ends(self, s: np.ndarray, pos: np.ndarray) -> tuple[Rows, np.ndarray]:
+        return self._emit(s, pos, np.minimum(self._count[s], self.delay), 0)
 
     def _emit(self, s: np.ndarray, pos: np.ndarray, n_rows: np.ndarray, lag: int) -> tuple[Rows, np.ndarray]:
         """Evaluate each stream's window of its newest min(count, window) features and take `n_rows`
@@ -202,7 +239,7 @@ class MultiStreamEngine:
     def _gather(self, s: np.ndarray, count: np.ndarray, length: int) -> np.ndarray:
         """(len(s), length, 12, 2): each stream's newest `length` features, oldest first (a copy)."""
         slots = (count[:, None] - length + np.arange(length)) % self.window
-        flat = self._ring.reshape(-1, N_ROIS, 2)
+        flat = self._state["ring"].reshape(-1, N_ROIS, 2)
         return np.take(flat, (s[:, None] * self.window + slots).ravel(), axis=0).reshape(len(s), length, N_ROIS, 2)
 
 
