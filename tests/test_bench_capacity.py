@@ -44,13 +44,16 @@ def test_measure_step_runs_the_multistream_engine():
 def test_cli_writes_json(tmp_path, capsys):
     _, ckpt, onnx_path = model_files()
     out = tmp_path / "cap.json"
-    rc = bench_main(["streams", "--inference-only", "--backend", "onnx,torch:cuda", "--model", str(onnx_path),
-                     "--max-streams", "8", "--steps", "2", "--budget", "5", "--threads", "1", "--json", str(out)])
+    rc = bench_main(["streams", "--inference-only", "--backend", "onnx,torch:cuda,incremental", "--model", str(onnx_path),
+                     "--checkpoint", str(ckpt), "--max-streams", "8", "--steps", "2", "--budget", "5", "--threads", "1", "--json", str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
     assert result["bench"] == "streams-inference" and result["precision"] == "fp32"
     onnx = result["backends"]["onnx"]
     assert onnx["runtime"]["backend"] == "onnx" and onnx["max_streams"] <= 8 and onnx["trials"]
     assert "error" in result["backends"]["torch:cuda"]
+    incremental = result["backends"]["incremental"]
+    assert incremental["trials"] and incremental["trials"][0]["model_mean_ms"] is None
+    assert list(result["backends"]) == ["onnx", "torch:cuda", "incremental"]
     assert "onnx: " in capsys.readouterr().out
     assert bench_main(["streams", "--inference-only", "--backend", "tflite"]) == 2

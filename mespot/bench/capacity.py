@@ -12,12 +12,18 @@ gets its probabilities before its next frame. N doubles from `start` until a ste
 bisects between the last N carried and the first missed (within 5%, while the time budget lasts).
 Each trial also splits the mean step into the model call(s) and the engine's own staging.
 
+`incremental` (not a runtime) measures mespot.engine.incremental.IncrementalEngine instead: the same
+contract, each layer's newest column computed from cached ones in numpy (weights from the torch
+checkpoint), equal to offline within 1e-5; its steps have no separate model call.
+
 No mediapipe, OpenCV or ZeroMQ here: scripts/gpu_checks.py imports this from the source tree on a
 GPU machine that has none of them.
 """
 from __future__ import annotations
 
 import time
+import functools
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -44,10 +50,13 @@ class TimedRuntime:
         return out
 
 
-def measure_step(runtime, streams: int, steps: int = 30, seed: int = 0) -> dict[str, Any]:
-    """Time `steps` steady-state steps of `streams` streams (after filling every ring)."""
+def measure_step(runtime, streams: int, steps: int = 30, seed: int = 0,
+                 make_engine: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """Time `steps` steady-state steps of `streams` streams (after filling every ring). The engine
+    is a MultiStreamEngine on `runtime`, or make_engine(capacity) (then there is no separate model
+    call to time and `runtime` only gives the input scale)."""
     timed = TimedRuntime(runtime)
-    engine = MultiStreamEngine(timed, capacity=streams)
+    engine = MultiStreamEngine(timed, capacity=streams) if make_engine is None else make_engine(streams)
     slots = engine.join(streams)
     rng = np.random.default_rng(seed)
     meta = getattr(runtime, "metadata", {})
@@ -55,7 +64,7 @@ def measure_step(runtime, streams: int, steps: int = 30, seed: int = 0) -> dict[
     std = np.asarray(meta.get("input_std", (1.0, 1.0)), np.float32)
     pool = (rng.normal(0.0, 1.0, (FEATURE_POOL, streams, 12, 2)) * std + mean).astype(np.float32)
     index = 0
-    for _ in range(engine.window + 1):                    # fill: from here every step is steady state
+    for _ in range(getattr(engine, "window", 2 * engine.delay + 1) + 1):   # fill: then every step is steady state
         engine.push(slots, np.full(streams, index), pool[index % FEATURE_POOL])
         index += 1
     step_ms, model_ms, rows = [], [], 0
@@ -71,11 +80,13 @@ def measure_step(runtime, streams: int, steps: int = 30, seed: int = 0) -> dict[
         raise RuntimeError(f"{streams} streams x {steps} steps emitted {rows} rows")
     a, m = np.asarray(step_ms), np.asarray(model_ms)
     p99 = float(np.percentile(a, 99))
+    split = make_engine is None
     return {"streams": int(streams), "steps": int(steps),
             "step_p50_ms": round(float(np.percentile(a, 50)), 3), "step_p99_ms": round(p99, 3),
-            "step_mean_ms": round(float(a.mean()), 3), "model_mean_ms": round(float(m.mean()), 3),
-            "staging_mean_ms": round(float((a - m).mean()), 3),
-            "staging_us_per_stream": round(float((a - m).mean()) * 1e3 / streams, 3),
+            "step_mean_ms": round(float(a.mean()), 3),
+            "model_mean_ms": round(float(m.mean()), 3) if split else None,
+            "staging_mean_ms": round(float((a - m).mean()), 3) if split else None,
+            "staging_us_per_stream": round(float((a - m).mean()) * 1e3 / streams, 3) if split else None,
             "carried": p99 <= FRAME_PERIOD_MS}
 
 
@@ -131,7 +142,10 @@ def add_arguments(parser) -> None:
                    help="count the 30 fps streams the inference alone carries (MultiStreamEngine, one batched "
                         "model call per step), per --backend; no camera, landmarks or flow")
     g.add_argument("--backend", default="onnx,torch", metavar="LIST",
-                   help="runtimes measured one after another: onnx, torch, with :cuda for a GPU (default onnx,torch)")
+                   help="runtimes measured one after another: onnx, torch, with :cuda for a GPU, and incremental "
+                        "(the numpy incremental engine; needs torch to read the checkpoint) (default onnx,torch)")
+    g.add_argument("--checkpoint", type=Path, metavar="PATH",
+                   help="mespot checkpoint for torch and incremental (default: the shipped one)")
     g.add_argument("--precision", default="fp32", metavar="P", help="fp32 (default), tf32, fp16 or bf16")
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads per runtime (default 0: the library's default, every core)")
@@ -141,12 +155,17 @@ def add_arguments(parser) -> None:
                    help="seconds of search per backend before the best found so far is reported (default 90)")
 
 
+def _print_trial(t: dict) -> None:
+    split = "" if t["model_mean_ms"] is None else f" (model {t['model_mean_ms']} ms, staging {t['staging_mean_ms']} ms)"
+    print(f"  {t['streams']:>8} streams: step p50 {t['step_p50_ms']} ms, p99 {t['step_p99_ms']} ms{split} "
+          f"{'carried' if t['carried'] else 'MISSED'}", flush=True)
+
+
 def run(args) -> int:
     """`spot-bench streams --inference-only`."""
     import json
     import sys
     import tempfile
-    from pathlib import Path
 
     from mespot.bench.latency import UsageError, parse_backends
     from mespot.bench.liveloop import open_bench_runtime, resolve_models
@@ -155,7 +174,10 @@ def run(args) -> int:
     from mespot.engine.runtime.precision import PRECISIONS
 
     try:
-        specs = parse_backends(args.backend)
+        wanted = [w.strip() for w in args.backend.split(",") if w.strip()]
+        runtimes = [w for w in wanted if w != "incremental"]
+        specs = parse_backends(",".join(runtimes)) if runtimes else []
+        specs = [w if w == "incremental" else specs[runtimes.index(w)] for w in wanted]
         if args.precision not in PRECISIONS:
             raise UsageError(f"--precision {args.precision!r}; valid: {', '.join(PRECISIONS)}")
         if args.max_streams < 1 or args.steps < 2 or args.budget <= 0 or args.threads < 0:
@@ -169,25 +191,37 @@ def run(args) -> int:
                               "threads": args.threads or "library default", "backends": {}, "machine": machine}
     with tempfile.TemporaryDirectory(prefix="mespot-capacity-") as tmp:
         try:
-            models = resolve_models(args.model, None, Path(tmp))
+            models = resolve_models(args.model, args.checkpoint, Path(tmp))
         except FileNotFoundError as exc:
             print(f"spot-bench streams: {exc}", file=sys.stderr)
             return 2
         result["model"] = {"path": str(models.onnx), "checkpoint": str(models.checkpoint), "trained": models.trained}
         for spec in specs:
+            measure = measure_step
             try:
-                runtime = open_bench_runtime(models, spec, args.precision, threads=args.threads or None)
-            except (RuntimeUnavailable, FileNotFoundError, ValueError) as exc:
+                if spec == "incremental":
+                    from mespot.engine.incremental import IncrementalEngine, IncrementalWeights
+
+                    if args.precision != "fp32":
+                        raise ValueError("the incremental engine runs fp32 only")
+                    runtime = open_bench_runtime(models, "torch", "fp32", threads=args.threads or None)
+                    weights = IncrementalWeights.from_model(runtime.model)
+                    measure = functools.partial(measure_step,
+                                                make_engine=lambda n: IncrementalEngine(weights, capacity=n))
+                else:
+                    runtime = open_bench_runtime(models, spec, args.precision, threads=args.threads or None)
+            except (RuntimeUnavailable, FileNotFoundError, ValueError, ImportError) as exc:
                 result["backends"][spec] = {"error": str(exc)}
                 print(f"{spec}: {exc}")
                 continue
             print(f"{spec}: searching (budget {args.budget:g} s) ...", flush=True)
             found = find_capacity(runtime, max_streams=args.max_streams, steps=args.steps, budget_s=args.budget,
-                                  progress=lambda t: print(f"  {t['streams']:>8} streams: step p50 {t['step_p50_ms']} ms,"
-                                                           f" p99 {t['step_p99_ms']} ms (model {t['model_mean_ms']} ms,"
-                                                           f" staging {t['staging_mean_ms']} ms) "
-                                                           f"{'carried' if t['carried'] else 'MISSED'}", flush=True))
-            result["backends"][spec] = {"runtime": runtime.describe(), **found}
+                                  measure=measure, progress=_print_trial)
+            facts = runtime.describe()
+            if spec == "incremental":
+                facts = {"engine": "mespot.engine.incremental.IncrementalEngine (numpy)",
+                         "weights_from": facts, "blas_threads": "numpy's default"}
+            result["backends"][spec] = {"runtime": facts, **found}
             print(f"{spec}: {found['max_streams']} streams at {STREAM_FPS:g} fps (step p99 <= "
                   f"{FRAME_PERIOD_MS:.1f} ms){'; --max-streams reached' if found['limit_reached'] else ''}")
     result["load_avg_end"] = load_average()
