@@ -19,8 +19,8 @@ Checks (targets from issue 13):
   latency    one stream's OnlineEngine.push at steady state, p50/p99, CUDA graphs on and off, and
              ONNX Runtime CPU beside them; target p50 <= 0.15 ms with graphs. Also the model alone.
   capacity   inference-only 30 fps streams (mespot.bench.capacity: one MultiStreamEngine, step p99
-             within 1/30 s) for torch on the device and ONNX Runtime on CPU; target >= 50,000 on
-             an H200.
+             within 1/30 s) for torch on the device and ONNX Runtime on CPU, and the numpy
+             IncrementalEngine on CPU; target >= 50,000 on an H200.
 """
 from __future__ import annotations
 
@@ -193,13 +193,22 @@ def check_latency(ctx):
 
 
 def check_capacity(ctx):
-    from mespot.bench.capacity import find_capacity
+    import functools
 
+    from mespot.bench.capacity import find_capacity, measure_step
+    from mespot.engine.incremental import IncrementalEngine, IncrementalWeights
+
+    from mespot.engine.checkpoint import load_checkpoint
+
+    weights = IncrementalWeights.from_model(load_checkpoint(ctx["checkpoint"]).eval())
+    incremental = functools.partial(measure_step, make_engine=lambda n: IncrementalEngine(weights, capacity=n))
     out = {}
-    for name, rt, budget in (("torch:" + ctx["device"], ctx["torch"], ctx["budget"]),
-                             ("onnx:cpu", ctx["onnx_cpu_all"], ctx["budget"] / 2)):
+    for name, rt, budget, measure in (("torch:" + ctx["device"], ctx["torch"], ctx["budget"], measure_step),
+                                      ("onnx:cpu", ctx["onnx_cpu_all"], ctx["budget"] / 2, measure_step),
+                                      ("incremental:cpu", ctx["onnx_cpu_all"], ctx["budget"] / 2, incremental)):
         t0 = time.monotonic()
-        found = find_capacity(rt, start=16 if ctx["quick"] else 256, steps=5 if ctx["quick"] else 30, budget_s=budget, progress=lambda t, n=name: print(
+        found = find_capacity(rt, start=16 if ctx["quick"] else 256, steps=5 if ctx["quick"] else 30, budget_s=budget,
+                              measure=measure, progress=lambda t, n=name: print(
             f"    {n}: {t['streams']:>7} streams: step p99 {t['step_p99_ms']} ms (model {t['model_mean_ms']}, "
             f"staging {t['staging_mean_ms']}) {'ok' if t['carried'] else 'missed'}", flush=True))
         found["seconds"] = round(time.monotonic() - t0, 1)
@@ -248,7 +257,7 @@ def main(argv=None):
                             **({"cuda_graphs": cuda_graphs} if cuda_graphs is not None else {}))
 
     t_start = time.monotonic()
-    ctx = {"device": args.device, "open_torch": open_torch, "torch": open_torch(),
+    ctx = {"device": args.device, "open_torch": open_torch, "torch": open_torch(), "checkpoint": ckpt,
            "onnx_cpu": open_runtime(onnx_path, "onnx", "cpu", threads=1),
            "onnx_cpu_1thread": open_runtime(onnx_path, "onnx", "cpu", threads=1),
            "onnx_cpu_all": open_runtime(onnx_path, "onnx", "cpu", threads=None),

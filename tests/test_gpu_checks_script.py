@@ -39,5 +39,5 @@ def test_cpu_dry_run_without_the_live_stack(tmp_path):
     assert checks["parity"]["reduced_precision"]["tf32"]["refused"].startswith("backend torch on cpu")
     assert checks["graphs"]["skipped"] == "no CUDA graphs on cpu"
     assert checks["latency"]["torch_eager_push"]["n"] == 100
-    assert set(checks["capacity"]) >= {"torch:cpu", "onnx:cpu", "target"}
+    assert set(checks["capacity"]) >= {"torch:cpu", "onnx:cpu", "incremental:cpu", "target"}
     assert "== summary" in done.stdout

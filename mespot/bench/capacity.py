@@ -164,6 +164,7 @@ def _print_trial(t: dict) -> None:
 def run(args) -> int:
     """`spot-bench streams --inference-only`."""
     import json
+    import os
     import sys
     import tempfile
 
@@ -220,7 +221,8 @@ def run(args) -> int:
             facts = runtime.describe()
             if spec == "incremental":
                 facts = {"engine": "mespot.engine.incremental.IncrementalEngine (numpy)",
-                         "weights_from": facts, "blas_threads": "numpy's default"}
+                         "weights_from": facts,
+                         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS") or "numpy's default"}
             result["backends"][spec] = {"runtime": facts, **found}
             print(f"{spec}: {found['max_streams']} streams at {STREAM_FPS:g} fps (step p99 <= "
                   f"{FRAME_PERIOD_MS:.1f} ms){'; --max-streams reached' if found['limit_reached'] else ''}")
