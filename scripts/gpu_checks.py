@@ -123,7 +123,24 @@ def check_parity(ctx):
         except (ValueError, RuntimeError) as exc:
             reduced[precision] = {"refused": str(exc).splitlines()[0]}
     out["reduced_precision"] = reduced
+    out["onnx_cuda"] = check_onnx_cuda(ctx, feats, valid, reference)
     return out
+
+
+def check_onnx_cuda(ctx, feats, valid, reference):
+    """ONNX Runtime's own CUDA provider, where this onnxruntime has one (onnxruntime-gpu)."""
+    import onnxruntime
+
+    from mespot.engine.online import offline_probs
+    from mespot.engine.runtime import open_runtime
+
+    if ctx["device"] != "cuda" or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return {"skipped": "no CUDAExecutionProvider in this onnxruntime (onnxruntime-gpu not installed)"}
+    rt = open_runtime(ctx["onnx_path"], "onnx", "cuda")
+    got = np.stack([offline_probs(rt, feats[k], valid[k]) for k in range(len(feats))])
+    diff = max_diff(got, reference)
+    return {"offline_max_abs_prob": diff, "pass": diff <= PARITY_TARGET,
+            "runtime_precision_error": rt.describe().get("precision_error"), "providers": rt.describe()["providers"]}
 
 
 def check_graphs(ctx):
@@ -257,7 +274,7 @@ def main(argv=None):
                             **({"cuda_graphs": cuda_graphs} if cuda_graphs is not None else {}))
 
     t_start = time.monotonic()
-    ctx = {"device": args.device, "open_torch": open_torch, "torch": open_torch(), "checkpoint": ckpt,
+    ctx = {"device": args.device, "open_torch": open_torch, "torch": open_torch(), "checkpoint": ckpt, "onnx_path": onnx_path,
            "onnx_cpu": open_runtime(onnx_path, "onnx", "cpu", threads=1),
            "onnx_cpu_1thread": open_runtime(onnx_path, "onnx", "cpu", threads=1),
            "onnx_cpu_all": open_runtime(onnx_path, "onnx", "cpu", threads=None),
@@ -299,6 +316,9 @@ def print_summary(result):
     else:
         print(f"parity fp32 vs ONNX CPU (<= {PARITY_TARGET:g}): offline {p['offline_max_abs_prob']:.2g}, online "
               f"{p['online_max_abs_prob']:.2g}, many-stream {p['multistream_max_abs_prob']:.2g}: {verdict(p)}")
+        oc = p.get("onnx_cuda", {})
+        print("  onnx CUDA provider: " + (oc.get("skipped") or f"max |prob diff| {oc['offline_max_abs_prob']:.2g}: "
+                                          f"{verdict(oc)}"))
         for k, v in p.get("reduced_precision", {}).items():
             print(f"  {k}: " + (v["refused"] if "refused" in v else
                                 f"max |prob diff| {v.get('offline_max_abs_prob_vs_onnx_cpu', float('nan')):.2g}"))

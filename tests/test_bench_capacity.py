@@ -57,3 +57,16 @@ def test_cli_writes_json(tmp_path, capsys):
     assert list(result["backends"]) == ["onnx", "torch:cuda", "incremental"]
     assert "onnx: " in capsys.readouterr().out
     assert bench_main(["streams", "--inference-only", "--backend", "tflite"]) == 2
+
+
+def test_reduced_precision_is_in_the_json(tmp_path):
+    _, ckpt, onnx_path = model_files()
+    out = tmp_path / "cap.json"
+    rc = bench_main(["streams", "--inference-only", "--backend", "torch,onnx", "--precision", "bf16",
+                     "--model", str(onnx_path), "--checkpoint", str(ckpt), "--max-streams", "4", "--steps", "2",
+                     "--budget", "2", "--threads", "1", "--json", str(out)])
+    assert rc == 0
+    backends = json.loads(out.read_text())["backends"]
+    measured = backends["torch"]["runtime"]["precision_error"]
+    assert measured["precision"] == "bf16" and measured["max_abs_prob"] > 0
+    assert "runs precision fp32, not bf16" in backends["onnx"]["error"]

@@ -86,3 +86,18 @@ def test_cuda_graph_replay_equals_eager_exactly():
         eager = runtime._eager(x)[:b]                    # the same padded batch, run eagerly
         assert np.array_equal(replayed, eager), np.abs(replayed - eager).max()
     assert set(runtime.describe()["cuda_graphs"]["captured"]) >= {1, 4, 16, 256}
+
+
+def test_torch_runtime_routes_window_batches_through_the_graphs():
+    """The runtime's own routing, with the eager stand-in in place of CUDA capture: window-length
+    batches replay (buckets captured on first use), other lengths run eagerly, same numbers."""
+    _, ckpt, _ = model_files()
+    runtime = open_runtime(ckpt, "torch")
+    plain = open_runtime(ckpt, "torch")
+    runtime.graphs = GraphSet(eager_capture(torch, runtime._forward_scoped, runtime.window, "cpu"), runtime.window)
+    rng = np.random.default_rng(2)
+    for shape in ((3, runtime.window), (1, runtime.window), (2, 7), (20, runtime.window)):
+        x = rng.normal(0.0, 0.5, (*shape, 12, 2)).astype(np.float32)
+        np.testing.assert_allclose(runtime.infer(x), plain.infer(x), atol=5e-6, rtol=0)
+    assert runtime.graphs.captured == (1, 4, 64)
+    assert runtime.describe()["cuda_graphs"]["captured"] == [1, 4, 64]

@@ -134,3 +134,26 @@ def test_cuda_fp32_matches_onnx_cpu_offline_and_online():
 def test_cuda_tf32_is_reported():
     _, ckpt, _ = model_files()
     assert TorchRuntime.load(ckpt, "cuda", precision="tf32").describe()["precision_error"]["precision"] == "tf32"
+
+
+@pytest.mark.parametrize("precision, use_tf32", [("fp32", "0"), ("tf32", "1")])
+def test_onnx_cuda_provider_gets_tf32_off_and_a_silent_cpu_fallback_is_refused(monkeypatch, precision, use_tf32):
+    """With CUDA 'available', the session is asked for the CUDA provider with use_tf32 set from the
+    precision; ONNX Runtime here (CPU build) falls back to CPU, which must be refused, not used."""
+    import onnxruntime
+
+    from mespot.engine.runtime import RuntimeUnavailable
+
+    _, _, onnx_path = model_files()
+    asked = []
+    real = onnxruntime.InferenceSession
+
+    def session(path, sess_options=None, providers=None):
+        asked.append(providers)
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    with pytest.raises(RuntimeUnavailable, match="could not start its CUDA provider"):
+        open_runtime(onnx_path, "onnx", "cuda", precision=precision)
+    assert asked == [[("CUDAExecutionProvider", {"use_tf32": use_tf32}), "CPUExecutionProvider"]]

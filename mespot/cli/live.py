@@ -153,7 +153,7 @@ def _run(args) -> int:
         publisher, sinks = _open_sinks(args, stack)       # first: a busy port fails before slow loading
         config, runtime, model_path = _load(args)
         measured = runtime.describe().get("precision_error")
-        if measured is not None:
+        if measured is not None and measured["precision"] == "fp32":   # a reduced one is logged as a warning
             err.print(f"{runtime.name} on {runtime.device} in {measured['precision']}: probabilities within "
                       f"{measured['max_abs_prob']:.2g} of fp32 on CPU (measured at start)")
         planted = None
