@@ -15,6 +15,12 @@ fast as possible, so the wall clock says nothing); the per-frame processing cost
 latency`'s. The live bound (issue 4): an interval is decided end_range[1] + model_delay indices
 after its apex at the latest, which bounds the delay after the true offset too.
 
+Renderers: every test video is rendered by each renderer of --renderers (the same timelines, so
+the renderers are compared on the same planted expressions), by default over the wide nuisance
+ranges (--variety). --compare adds models that are scored on the same recorded features
+(mespot.bench.crossrender): with models trained without one renderer this gives the cross-renderer
+matrix; the non-learned motion spotter (mespot.eval.baseline) is a row beside them.
+
 Seeds: the default --seed 2026 is the test set; tuning used --seed 7 (validation), never 2026.
 """
 from __future__ import annotations
@@ -56,6 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="micro-expressions per minute (default 6)")
     p.add_argument("--macro-per-min", type=float, default=6.0, metavar="R",
                    help="macro-expressions per minute (default 6)")
+    p.add_argument("--renderers", default="gaussian,piecewise", metavar="LIST",
+                   help="comma-separated spot-synth renderers to test on (default gaussian,piecewise)")
+    p.add_argument("--variety", default="wide", choices=("standard", "wide"),
+                   help="nuisance ranges of the test videos, as spot-synth --variety (default wide)")
+    p.add_argument("--compare", default=None, metavar="NAME=ONNX,...",
+                   help="more models scored on the same recorded features, e.g. models trained "
+                        "without one renderer (the cross-renderer matrix)")
+    p.add_argument("--baseline-threshold", type=float, default=None, metavar="PX",
+                   help="threshold of the non-learned motion spotter row (crop px; default: its "
+                        "validation-chosen default)")
     p.add_argument("--no-distractor-video", action="store_true",
                    help="skip the distractor-only video (blinks, head motion, talking, light)")
     p.add_argument("--model", type=Path, metavar="PATH", help="ONNX model (default: the shipped model)")
@@ -82,6 +98,7 @@ class VideoJob:
     identity: int
     seed: int
     expressions: bool
+    renderer: str = "gaussian"
 
 
 @dataclass
@@ -91,7 +108,9 @@ class VideoResult:
     name: str
     expressions: bool
     face: str = ""                                                      # identity name
+    renderer: str = "gaussian"
     truth: list[Interval] = field(default_factory=list)               # planted
+    truth_aus: list[str] = field(default_factory=list)                # AU combination per planted
     emitted: list[tuple[Interval, int]] = field(default_factory=list)  # (interval, frame index at emission)
     online_rows: dict = field(default_factory=dict)    # feature index -> (8,) probabilities
     features: np.ndarray | None = None                 # (T, 12, 2) what the front-end produced
@@ -101,7 +120,7 @@ class VideoResult:
 
 # -- one video: render, then stream it through the live objects --------------------------------------
 def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: str, model: str,
-                  folder: str) -> VideoResult:
+                  folder: str, wide: bool) -> VideoResult:
     """Worker body: render `job` with spot-synth's generator, then run the live pipeline on the file."""
     from mespot.config import load_config
     from mespot.engine.online import OnlineEngine
@@ -112,16 +131,18 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
     from mespot.stream.pipeline import LivePipeline, PipelineObserver
     from mespot.stream.sinks import MessageBus
     from mespot.stream.sources import open_source
-    from mespot.synth.dataset import generate_dataset
+    from mespot.synth.dataset import Framing, generate_dataset
 
     config = load_config(config_spec)
     out = Path(folder) / job.name
     manifest = generate_dataset(out, [identity], n_videos=1, minutes=minutes, seed=job.seed, fps=config.fps,
                                 size=identity.size, expressions=job.expressions, params=params,
-                                config=config, progress=False, overwrite=True)
+                                config=config, progress=False, overwrite=True, renderer=job.renderer,
+                                framing=Framing() if wide else None)
     video = manifest["videos"][0]
-    result = VideoResult(job.name, job.expressions, identity.name)
+    result = VideoResult(job.name, job.expressions, identity.name, job.renderer)
     result.truth = [Interval(e["kind"], e["onset"], e["apex"], e["offset"]) for e in video["expressions"]]
+    result.truth_aus = [e["au"] for e in video["expressions"]]
 
     class Recorder(PipelineObserver):
         """Keeps the frame being processed, the emitted intervals and the online probability rows."""
@@ -302,6 +323,10 @@ def _print_table(report: dict, meta: dict) -> None:
         checks.add_row(c["check"], f"{c['value']}", f"{c['target']}",
                        "[green]pass[/green]" if c["pass"] else f"[red]MISS by {c['miss_by']}[/red]")
     console.print(checks)
+    if "cross_renderer" in report:
+        from mespot.bench.crossrender import print_matrix
+
+        print_matrix(report["cross_renderer"], console)
     console.print(f"{meta['frames']} frames streamed in {meta['seconds']:.0f} s wall ({meta['machine']})")
 
 
@@ -364,6 +389,46 @@ def _identities(args) -> list:
     return [i for i in found if i.name in wanted]
 
 
+def _renderers(text: str) -> list[str]:
+    from mespot.synth.render import RENDERERS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RENDERERS]
+    if not names or unknown:
+        raise BenchInputError(f"--renderers {text!r}: choose from {', '.join(RENDERERS)}")
+    return names
+
+
+def _compare_models(text: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise BenchInputError(f"--compare {item!r}: expected NAME=PATH.onnx")
+        if not Path(path.strip()).is_file():
+            raise BenchInputError(f"--compare {name.strip()}: model not found: {path.strip()}")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def cross_renderer(results: list[VideoResult], models: dict[str, str], fps: float,
+                   baseline_threshold: float | None) -> dict:
+    """Every model (and the non-learned motion spotter) scored per renderer on the recorded features."""
+    from mespot.bench.crossrender import RecordedVideo, matrix, score_cell
+    from mespot.eval.baseline import MotionBaseline
+
+    videos = [RecordedVideo(r.name, r.face, r.renderer, r.features, r.valid, r.truth, r.truth_aus, r.expressions)
+              for r in results]
+    out = matrix(models, videos)
+    spotter = MotionBaseline() if baseline_threshold is None else MotionBaseline(threshold_px=baseline_threshold)
+    emitted = {v.name: spotter.spot(v.features, v.valid, fps) for v in videos}
+    out[f"motion baseline ({spotter.threshold_px:g} px)"] = {
+        r: score_cell([v for v in videos if v.renderer == r], emitted) for r in sorted({v.renderer for v in videos})}
+    return out
+
+
 def _machine() -> str:
     import os
     import platform
@@ -405,15 +470,21 @@ def run(args: argparse.Namespace) -> int:
             raise BenchInputError(f"model not found: {model}")
         runtime = open_runtime(model, "onnx")
         identities = _identities(args)
+        renderers = _renderers(args.renderers)
+        compare = _compare_models(args.compare)
     except (BenchInputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
         print(f"spot-bench accuracy: {exc}", file=sys.stderr)
         return 2
-    params = replace(SynthParams(), micro_per_min=args.micro_per_min, macro_per_min=args.macro_per_min)
+    base = SynthParams.wide() if args.variety == "wide" else SynthParams()
+    params = replace(base, micro_per_min=args.micro_per_min, macro_per_min=args.macro_per_min)
     seeds = video_seeds(args.seed, args.videos + 1)
-    jobs = [VideoJob(f"{identities[k % len(identities)].name}_{k:03d}", k % len(identities), seeds[k], True)
-            for k in range(args.videos)]
-    if not args.no_distractor_video:
-        jobs.append(VideoJob(f"{identities[0].name}_distractors", 0, seeds[-1], False))
+    jobs = []
+    for renderer in renderers:
+        prefix = f"{renderer}_" if len(renderers) > 1 else ""
+        jobs += [VideoJob(f"{prefix}{identities[k % len(identities)].name}_{k:03d}", k % len(identities),
+                          seeds[k], True, renderer) for k in range(args.videos)]
+        if not args.no_distractor_video:
+            jobs.append(VideoJob(f"{prefix}{identities[0].name}_distractors", 0, seeds[-1], False, renderer))
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mespot-accuracy-") as tmp:
@@ -422,7 +493,10 @@ def run(args: argparse.Namespace) -> int:
         results = _run_jobs(jobs, identities, args, params, str(model), str(folder))
     results.sort(key=lambda r: [j.name for j in jobs].index(r.name))
     report = evaluate_results(results, runtime, config)
+    report["cross_renderer"] = cross_renderer(results, {"model": str(model), **compare}, config.fps,
+                                              args.baseline_threshold)
     meta = {"videos": sum(r.expressions for r in results), "faces": [i.name for i in identities],
+            "renderers": renderers, "variety": args.variety, "compare": compare,
             "seed": args.seed, "minutes_per_video": args.minutes, "micro_per_min": args.micro_per_min,
             "macro_per_min": args.macro_per_min, "model": str(model), "config": config.name,
             "frames": sum(r.frames for r in results), "seconds": round(time.monotonic() - started, 1),
@@ -455,7 +529,7 @@ def _run_jobs(jobs, identities, args, params, model: str, folder: str) -> list[V
     results = []
     with Progress(*columns, disable=args.quiet or args.json, transient=True) as progress:
         task = progress.add_task("videos", total=len(jobs))
-        common = (args.minutes, params, args.config, model, folder)
+        common = (args.minutes, params, args.config, model, folder, args.variety == "wide")
         if args.workers == 1:
             for job in jobs:
                 results.append(_stream_video(job, identities[job.identity], *common))

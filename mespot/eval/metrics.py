@@ -88,6 +88,11 @@ def _is_match(gt: Span, pred: Span, rule: str) -> bool:
 
 def _max_bipartite(edges: list[list[int]], n_right: int) -> int:
     """Size of a maximum matching; edges[i] lists the right nodes left node i may take (Kuhn)."""
+    return sum(owner >= 0 for owner in _matching(edges, n_right))
+
+
+def _matching(edges: list[list[int]], n_right: int) -> list[int]:
+    """A maximum matching as the left node owning each right node (-1: none)."""
     owner = [-1] * n_right
 
     def augment(i: int, seen: list[bool]) -> bool:
@@ -99,7 +104,23 @@ def _max_bipartite(edges: list[list[int]], n_right: int) -> int:
                     return True
         return False
 
-    return sum(augment(i, [False] * n_right) for i in range(len(edges)))
+    for i in range(len(edges)):
+        augment(i, [False] * n_right)
+    return owner
+
+
+def found_ground_truth(gts: list[Span], preds: list[Span]) -> list[bool]:
+    """Per ground truth of one video: matched by a prediction of its kind in the maximum one-to-one
+    matching of the MEGC rule (the matching whose size is the true-positive count)."""
+    found = [False] * len(gts)
+    for kind in KINDS:
+        left = [k for k, g in enumerate(gts) if g.kind == kind]
+        right = [p for p in preds if p.kind == kind]
+        edges = [[j for j, p in enumerate(right) if _is_match(gts[k], p, "megc")] for k in left]
+        for owner in _matching(edges, len(right)):
+            if owner >= 0:
+                found[left[owner]] = True
+    return found
 
 
 def _matched(gts: list[Span], preds: list[Span], rule: str) -> int:
