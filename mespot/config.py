@@ -66,6 +66,8 @@ class TrainConfig:
     augment: bool = False
     augment_scale: tuple[float, float] = (0.6, 1.6)   # per-window amplitude factor, log-uniform
     augment_noise: float = 0.005                      # Gaussian noise std, pixels per frame
+    augment_node_gain: float = 1.0                    # per-ROI factor in [1/g, g], log-uniform; 1 = off
+    augment_rotate_deg: float = 0.0                   # per-ROI rotation within +-deg; 0 = off
 
     def __post_init__(self) -> None:
         lo, hi = self.augment_scale
@@ -74,6 +76,9 @@ class TrainConfig:
         object.__setattr__(self, "augment_scale", (float(lo), float(hi)))
         if self.augment_noise < 0:
             raise ConfigError(f"train.augment_noise must be >= 0, got {self.augment_noise}")
+        if self.augment_node_gain < 1.0 or not 0.0 <= self.augment_rotate_deg <= 180.0:
+            raise ConfigError(f"train.augment_node_gain must be >= 1 and train.augment_rotate_deg in "
+                              f"0..180, got {self.augment_node_gain} and {self.augment_rotate_deg}")
         if self.fixed_epoch >= self.epochs:
             raise ConfigError(f"train.fixed_epoch {self.fixed_epoch} must be < train.epochs {self.epochs}")
         if self.context < 5:

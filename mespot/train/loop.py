@@ -89,7 +89,9 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
             x = features[batch]
             if augment_rng is not None:
                 x = torch.from_numpy(augment_windows(x.numpy(), augment_rng, scale=train.augment_scale,
-                                                     noise=train.augment_noise))
+                                                     noise=train.augment_noise,
+                                                     node_gain=train.augment_node_gain,
+                                                     rotate_deg=train.augment_rotate_deg))
             logits = model(x)[:, :, c: c + length]
             loss, components = total_loss(logits, start_end[batch], apex[batch], action[batch],
                                           macro_weight, weight[batch])
