@@ -40,6 +40,8 @@ def test_mirror_permutation_swaps_sides_and_keeps_the_midline():
 def test_spec_words_and_ranges():
     assert split_token("faces") == ("faces", [])
     assert split_token("faces~mirror~morph3") == ("faces", [["mirror", "morph3"]])
+    assert split_token("~/faces~morph1") == ("~/faces", [["morph1"]])      # a home folder stays a path
+    assert split_token("~/faces") == ("~/faces", [])
     assert split_token("a/b~mirror~mix2-4") == ("a/b", [["mirror", "mix2"], ["mirror", "mix3"], ["mirror", "mix4"]])
     for bad in ["faces~blur1", "faces~morph", "faces~mix4-2", "faces~mirror1", "faces~mix1-2~mirror"]:
         with pytest.raises(IdentityError):

@@ -273,9 +273,10 @@ def make_variant(identity: Identity, words: str | list[str], finder: _MeshFinder
 
 def split_token(token: str) -> tuple[str, list[list[str]]]:
     """`base~w1~w2a-b` -> ("base", [[w1, w2a], ..., [w1, w2b]]); a token without `~` -> (token, [])."""
-    base, *words = token.split("~")
-    if not words:
-        return base, []
+    m = re.search(r"(~[a-z0-9-]+)+$", token)       # words never hold '/' or '.', so '~/x' is a path
+    if not m or m.start() == 0:
+        return token, []
+    base, words = token[:m.start()], m.group(0)[1:].split("~")
     *head, last = words
     for word in head:
         parse_word(word)
