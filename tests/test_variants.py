@@ -6,8 +6,8 @@ import pytest
 
 from mespot.synth import variants
 from mespot.synth.identities import MESH_AGREEMENT, Identity, IdentityError, _MeshFinder, list_identities, mesh_disagreement
-from mespot.synth.variants import (MIDLINE, apply_word, make_variant, min_jacobian, mirror_permutation,
-                                   split_token)
+from mespot.synth.variants import (MIDLINE, apply_word, base_name, make_variant, min_jacobian,
+                                   mirror_permutation, split_token)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,7 @@ def test_spec_words_and_ranges():
     assert split_token("~/faces~morph1") == ("~/faces", [["morph1"]])      # a home folder stays a path
     assert split_token("~/faces") == ("~/faces", [])
     assert split_token("a/b~mirror~mix2-4") == ("a/b", [["mirror", "mix2"], ["mirror", "mix3"], ["mirror", "mix4"]])
+    assert base_name("grace_hopper~mirror~mix3") == "grace_hopper" == base_name("grace_hopper")
     for bad in ["faces~blur1", "faces~morph", "faces~mix4-2", "faces~mirror1", "faces~mix1-2~mirror"]:
         with pytest.raises(IdentityError):
             split_token(bad)

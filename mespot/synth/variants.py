@@ -53,8 +53,14 @@ def mirror_permutation() -> np.ndarray:
     return perm
 
 
-def _rng(base_name: str, word: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"{base_name}~{word}".encode()).digest()
+def base_name(name: str) -> str:
+    """The real face a (pseudo-)identity comes from: `grace_hopper~mirror~mix3` -> `grace_hopper`.
+    Splits must keep every name with the same base together (a variant is not a new person)."""
+    return name.split("~", 1)[0]
+
+
+def _rng(name: str, word: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{name}~{word}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
