@@ -5,6 +5,8 @@ An identity spec is a comma-separated list of
   IMAGE          any image file; an image with several faces gives one identity per face
   FOLDER         every image (and video) file inside it, in natural sort order
   VIDEO          a video file: the first sampled frame in which a face is found
+  ANY~WORD...    pseudo-identities of each face of ANY (mirror, color<k>, light<k>, morph<k>, mix<k>;
+                 the last word may be a range such as mix1-4): see mespot/synth/variants.py
 Every face is cropped with margin and rescaled so that it is `face_frac` of the output width, then
 placed at a fixed spot of an output-sized frame; its 468 MediaPipe mesh points are found in
 static-image mode and carried through the same transform, then checked against the face found again
@@ -188,7 +190,12 @@ def list_identities(spec: str = "astronaut", size: tuple[int, int] = (640, 480),
     identities: list[Identity] = []
     try:
         for token in tokens:
-            identities.extend(_identities_for(token, finder, size, face_frac))
+            if "~" in token and not Path(token).expanduser().exists():
+                from mespot.synth.variants import expand_token   # it imports this module
+                identities.extend(expand_token(
+                    token, finder, lambda base: _identities_for(base, finder, size, face_frac)))
+            else:
+                identities.extend(_identities_for(token, finder, size, face_frac))
     finally:
         finder.close()
     names = [i.name for i in identities]
