@@ -263,7 +263,7 @@ def _print_summary(summary, stream, args, err) -> None:
 
 def demo_matches(planted, found) -> list[tuple[object, object | None, float]]:
     """For each planted interval, the found one of the same kind with the highest IoU (MEGC rule)."""
-    from mespot.eval.proposals import iou
+    from mespot.intervals import iou
 
     rows = []
     for p in planted:
