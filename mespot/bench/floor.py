@@ -42,9 +42,9 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
     """Decode, landmarks alone, flow alone and their per-frame sum (floor), back to back and (with
     `paced`) on the camera's schedule, plus TV-L1 on `tvl1_pairs` pairs; percentile dicts as
     mespot.bench.liveloop.summarize, `frames` counted."""
-    from mespot.stream.flow import FlowEstimator
     from mespot.stream.frontend import FrontEnd
     from mespot.stream.sources import open_source
+    from mespot.stream.strategies import make_strategy
     from mespot.stream.tracker import make_tracker
 
     tracker = make_tracker(None)
@@ -73,7 +73,7 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
         tracker.close()
         frontend.close()
 
-    dis = FlowEstimator("dis")
+    dis = make_strategy("flow", "dis")
     flow_by_index = {}
     for index, (prev, cur) in recorder.pairs.items():
         t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
 
     paced_figures = _paced(source_spec, fps, len(indices), recorder.pairs) if paced else None
 
-    tvl1 = FlowEstimator("tvl1")
+    tvl1 = make_strategy("flow", "tvl1")
     tvl1_ms = []
     for prev, cur in list(recorder.pairs.values())[:tvl1_pairs]:
         t0 = time.perf_counter()
@@ -111,12 +111,12 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
 def _paced(source_spec: str, fps: float, n_frames: int, pairs: dict) -> dict:
     """Landmarks alone (a fresh tracker) then DIS alone on the recorded pair of the same frame,
     each frame started 1/fps after the previous one, as a camera-paced loop runs them."""
-    from mespot.stream.flow import FlowEstimator
     from mespot.stream.sources import open_source
+    from mespot.stream.strategies import make_strategy
     from mespot.stream.tracker import make_tracker
 
     tracker = make_tracker(None)
-    dis = FlowEstimator("dis")
+    dis = make_strategy("flow", "dis")
     landmarks_ms, flow_ms, pair_ms = [], [], []
     source = open_source(source_spec, target_fps=fps)
     start = time.perf_counter()

@@ -32,11 +32,12 @@ import numpy as np
 
 from mespot.featurefile import FeatureFile
 from mespot.stream.align import Aligner, GreyPatch, apply_transform
-from mespot.stream.flow import FlowEstimator
-from mespot.stream.headmotion import HEAD_MOTION, REFLOW_PX, RIGID_MESH, HeadMotionFit
+from mespot.stream.flow import FlowMethod
+from mespot.stream.headmotion import REFLOW_PX, RIGID_MESH, HeadMotionFit, HeadMotionMode
 from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
                                      mesh_indices)
 from mespot.stream.roi import RoiReducer
+from mespot.stream.strategies import make_strategy
 from mespot.stream.tracker import Tracker, make_tracker
 from mespot.types import N_ROIS, Frame, FrameFeatures
 
@@ -70,43 +71,47 @@ class FrontEnd:
     """Stateful per-frame feature extractor. Not thread-safe: one instance per stream.
 
     fps: the rate the frames arrive at (for detecting holes in timestamps).
-    tracker: a `Tracker`, a `.task` path, or None for the MediaPipe face mesh.
-    flow: 'dis' (live) or 'tvl1' (offline comparison).
+    tracker: a `Tracker`, a tracker spec (mespot.stream.tracker.make_tracker), or None for the
+    MediaPipe face mesh.
+    flow: a flow method or its name in mespot.stream.strategies: 'dis' (live) or 'tvl1' (offline
+    comparison).
     crop_size: side of the aligned crop in pixels; roi_radius: ROI patch half-size in crop pixels
     (default 5 at 128 px, scaled with the crop: an 11x11 patch, as in the reference).
     max_jump: largest eye-centre shift between frames, in eye distances, still one track.
     max_faces: faces considered at acquisition by the default tracker (the largest is followed).
-    head_motion: 'similarity-no-g' (default) fits the head's translation, roll and scale between the
-    two frames to the flow at rigid face points and takes that field off (mespot.stream.headmotion);
-    'similarity' takes SPEC 2.2's g off after it too; 'translation' is SPEC 2.2 alone.
+    head_motion: a HeadMotionMode or its name in mespot.stream.strategies. 'similarity-no-g'
+    (default) fits the head's translation, roll and scale between the two frames to the flow at
+    rigid face points and takes that field off (mespot.stream.headmotion); 'similarity' takes
+    SPEC 2.2's g off after it too; 'translation' is SPEC 2.2 alone.
     reflow_px: with a similarity fit (ignored for 'translation'), when the fitted motion exceeds this
     many crop px per frame at a rigid point, the previous crop is moved by it and the flow computed
     again, so the second flow only sees what is left (DIS is more accurate on small motions); None:
     never.
     """
 
-    def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None, flow: str = "dis",
-                 crop_size: int = 128, roi_radius: int | None = None, max_jump: float = 0.25,
-                 max_faces: int = 3, head_motion: str = "similarity-no-g",
+    def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None,
+                 flow: FlowMethod | str = "dis", crop_size: int = 128, roi_radius: int | None = None,
+                 max_jump: float = 0.25, max_faces: int = 3,
+                 head_motion: HeadMotionMode | str = "similarity-no-g",
                  reflow_px: float | None = REFLOW_PX) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        if head_motion not in HEAD_MOTION:
-            raise ValueError(f"head_motion must be one of {', '.join(HEAD_MOTION)}, got {head_motion!r}")
+        head_motion = make_strategy("head_motion", head_motion)
+        flow = make_strategy("flow", flow)
         # OpenCV's own thread pool splits each 128 px warp and flow call across cores; on a few
         # shared cores the hand-off costs more than it saves (flow p90 ~5 ms against ~0.8 ms on one
         # thread, at 30 fps pacing) and streams already run side by side. Results do not change.
         cv2.setNumThreads(1)
         self.fps = float(fps)
         self.max_jump = max_jump
-        self.tracker = tracker if isinstance(tracker, Tracker) else make_tracker(tracker, max_faces=max_faces)
-        self.flow = FlowEstimator(flow)
+        self.tracker = make_tracker(tracker, max_faces=max_faces) if tracker is None or isinstance(tracker, str) else tracker
+        self.flow = flow
         self.aligner = Aligner(crop_size)
         radius = roi_radius if roi_radius is not None else max(1, round(5 * crop_size / 128))
         self.roi = RoiReducer(self.aligner.crop_size, radius)
         self.head_motion = head_motion
-        self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion != "translation" else None
-        self._spec_g = head_motion != "similarity-no-g"
+        self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion.fit else None
+        self._reference_g = head_motion.reference_g
         if reflow_px is not None and reflow_px <= 0:
             raise ValueError(f"reflow_px must be positive or None, got {reflow_px}")
         self.reflow_px = reflow_px if self._head_fit is not None else None
@@ -127,7 +132,7 @@ class FrontEnd:
         """Everything that changes the features; stored in every feature file's meta."""
         return {"tracker": self.tracker.config(), "flow": self.flow.config(),
                 "crop_size": self.aligner.crop_size, "roi_radius": self.roi.radius,
-                "align": "pair-grey", "head_motion": self.head_motion, "reflow_px": self.reflow_px,
+                "align": "pair-grey", "head_motion": self.head_motion.config(), "reflow_px": self.reflow_px,
                 "max_jump": self.max_jump, "fps": self.fps,
                 "units": "pixels of the aligned crop per frame"}
 
@@ -259,7 +264,7 @@ class FrontEnd:
                 reflow_ms = (time.perf_counter() - t_re) * 1e3
                 motion = self._head_fit.fit(flow, rigid)
                 self.reflows += 1
-        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._spec_g else None
+        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._reference_g else None
         features = self.roi.features(flow, crop_pts[_ROI], g, motion)
         stage_ms["flow"] += reflow_ms                      # the second flow is flow, the fits are roi
         stage_ms["roi"] = (time.perf_counter() - t3) * 1e3 - reflow_ms
