@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace, console: Console):
     """Config, annotations and videos from the command line; InputError for anything unusable."""
     from mespot.data.annotations import load_annotations
-    from mespot.data.videos import load_feature_dir, load_reference_segments
+    from mespot.data.videos import common_frontend, load_feature_dir, load_reference_segments
 
     try:
         config = load_config(args.config)
@@ -100,6 +100,10 @@ def _load(args: argparse.Namespace, console: Console):
         raise InputError(str(exc)) from None
     if not videos:
         raise InputError("no videos to train on")
+    try:
+        common_frontend(videos)         # one model matches one front-end: refuse a mix before training
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     rates = sorted({v.fps for v in videos})
     if any(abs(r - config.fps) > 1e-6 for r in rates):
         raise InputError(f"features are at {', '.join(f'{r:g}' for r in rates)} fps but config "
@@ -162,6 +166,7 @@ def _print_summary(console: Console, run_dir: Path, n_folds: int) -> None:
 def _run_fit(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from mespot.data.videos import common_frontend
     from mespot.engine.checkpoint import save_checkpoint
     from mespot.engine.priors import resolve_adjacency
     from mespot.train.dataset import BuildReport, build_segments, normalisation_stats
@@ -202,7 +207,8 @@ def _run_fit(args: argparse.Namespace, console: Console) -> int:
     extra = {"trained_on_subjects": sorted({v.subject for v in videos}), "videos": len(videos),
              "segments": len(segments), "intervals": report.intervals_used,
              "annotations": str(args.annotations), "final_loss": losses[-1]}
-    save_checkpoint(args.output, model, config=config, fps=config.fps, epoch=epochs - 1, extra=extra)
+    save_checkpoint(args.output, model, config=config, fps=config.fps, epoch=epochs - 1, extra=extra,
+                    frontend=common_frontend(videos))
     console.print(f"wrote {args.output} (epoch {epochs - 1}, final loss {losses[-1]:.4f})")
     return 0
 

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mespot.config import KINDS, Config
 from mespot.data.adjacency import build_adjacency
 from mespot.data.annotations import AnnotationSet
-from mespot.data.videos import VideoFeatures
+from mespot.data.videos import VideoFeatures, common_frontend
 from mespot.engine.checkpoint import save_checkpoint
 from mespot.engine.model import AUWGCN
 from mespot.engine.priors import resolve_adjacency
@@ -100,7 +100,7 @@ def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationS
             f1 = summarise({k: Counts(**counts[epoch][k]) for k in KINDS})["overall"]["f1"]
         if epoch == selection.honest_epoch and checkpoint_path is not None:
             save_checkpoint(checkpoint_path, model, config=config, fps=config.fps, epoch=epoch,
-                            extra={"loso_held_out": subject})
+                            extra={"loso_held_out": subject}, frontend=common_frontend(train_videos))
         if on_epoch is not None:
             on_epoch(stats, f1)
 
