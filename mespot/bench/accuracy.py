@@ -104,14 +104,9 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
                   folder: str) -> VideoResult:
     """Worker body: render `job` with spot-synth's generator, then run the live pipeline on the file."""
     from mespot.config import load_config
-    from mespot.engine.online import OnlineEngine
     from mespot.engine.runtime import open_runtime
-    from mespot.stream.capture import CaptureThread
-    from mespot.stream.frontend import FrontEnd
-    from mespot.stream.peakpicker import CausalPeakPicker
-    from mespot.stream.pipeline import LivePipeline, PipelineObserver
-    from mespot.stream.sinks import MessageBus
-    from mespot.stream.sources import open_source
+    from mespot.stream.factory import build_pipeline
+    from mespot.stream.pipeline import PipelineObserver
     from mespot.synth.dataset import generate_dataset
 
     config = load_config(config_spec)
@@ -124,42 +119,36 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
     result.truth = [Interval(e["kind"], e["onset"], e["apex"], e["offset"]) for e in video["expressions"]]
 
     class Recorder(PipelineObserver):
-        """Keeps the frame being processed, the emitted intervals and the online probability rows."""
+        """Keeps every frame's features, the emitted intervals with the frame that emitted them, and
+        the online probability rows. An interval is published before its frame's record (or after
+        the last one, when the run ends), so it waits for the next record or the end."""
 
-        def __init__(self, frontend) -> None:
-            self.frontend = frontend
-            self.current = -1
-            self.rows: list = []
-
-        def process(self, frame):              # stands in for FrontEnd.process, recording its output
-            self.current = frame.index
-            features = self.frontend.process(frame)
-            self.rows.append(features)
-            return features
+        def __init__(self) -> None:
+            self.records: list = []
+            self.pending: list = []
 
         def on_interval(self, interval, message) -> None:
-            result.emitted.append((interval, self.current))
+            self.pending.append(interval)
 
         def on_frame(self, record) -> None:
+            self.records.append(record)
+            result.emitted += [(interval, record.index) for interval in self.pending]
+            self.pending = []
             for index, row in record.probs:
                 result.online_rows[int(index)] = row
 
     runtime = open_runtime(model, "onnx")
-    source = open_source(str(out / "videos" / f"{video['video_name']}.mp4"), target_fps=config.fps)
-    frontend = FrontEnd(fps=config.fps)
-    recorder = Recorder(frontend)
-    pipeline = LivePipeline(CaptureThread(source), recorder, OnlineEngine(runtime), CausalPeakPicker(config),
-                            MessageBus([], stream=job.name), config=config, source=source,
-                            score_rate_hz=0, observers=[recorder])
-    try:
-        summary = pipeline.run()
-    finally:
-        frontend.close()
+    recorder = Recorder()
+    with build_pipeline(str(out / "videos" / f"{video['video_name']}.mp4"), runtime, config=config,
+                        stream=job.name, score_rate_hz=0, observers=[recorder]) as live:
+        summary = live.run()
+    last = recorder.records[-1].index if recorder.records else -1
+    result.emitted += [(interval, last) for interval in recorder.pending]
     result.frames = summary.frames
-    n = max((r.index for r in recorder.rows), default=-1) + 1
+    n = max((r.index for r in recorder.records), default=-1) + 1
     result.features = np.zeros((n, 12, 2), np.float32)
     result.valid = np.zeros(n, bool)
-    for r in recorder.rows:
+    for r in recorder.records:
         result.features[r.index] = r.features
         result.valid[r.index] = r.valid
     return result

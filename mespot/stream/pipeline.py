@@ -42,10 +42,13 @@ HEALTHY_GAP_S = 2.0          # no frame for longer than this: the source is repo
 
 @dataclass(frozen=True)
 class FrameRecord:
-    """What happened to one frame. stage_ms has exactly the keys of STAGES."""
+    """What happened to one frame. stage_ms has exactly the keys of STAGES; `features` is what the
+    front-end made of it ((12, 2) float32, zeros where not valid; owned by the record), so an
+    observer (the accuracy bench, a viewer) needs nothing wrapped around the front-end."""
 
     index: int
     valid: bool
+    features: np.ndarray
     face_present: bool
     t_monotonic: float
     stage_ms: dict[str, float]
@@ -242,8 +245,8 @@ class LivePipeline:
         stage_ms["publish"] = (t_done - t_picker) * 1000.0
         stage_ms["end_to_end"] = (t_done - frame.t_monotonic) * 1000.0
         self._stage_log.add(stage_ms)
-        record = FrameRecord(features.index, bool(features.valid), self._face_present, frame.t_monotonic,
-                             stage_ms, tuple(rows), tuple(intervals))
+        record = FrameRecord(features.index, bool(features.valid), features.features, self._face_present,
+                             frame.t_monotonic, stage_ms, tuple(rows), tuple(intervals))
         for observer in self.observers:
             observer.on_frame(record)
 
