@@ -33,7 +33,7 @@ import numpy as np
 from mespot.featurefile import FeatureFile
 from mespot.stream.align import Aligner, GreyPatch, apply_transform
 from mespot.stream.flow import FlowMethod
-from mespot.stream.headmotion import REFLOW_PX, RIGID_MESH, HeadMotionFit, HeadMotionMode
+from mespot.stream.headmotion import REFLOW_PX, RIGID_MESH, HeadMotion, HeadMotionFit
 from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
                                      mesh_indices)
 from mespot.stream.roi import RoiReducer
@@ -79,7 +79,7 @@ class FrontEnd:
     (default 5 at 128 px, scaled with the crop: an 11x11 patch, as in the reference).
     max_jump: largest eye-centre shift between frames, in eye distances, still one track.
     max_faces: faces considered at acquisition by the default tracker (the largest is followed).
-    head_motion: a HeadMotionMode or its name in mespot.stream.strategies. 'similarity-no-g'
+    head_motion: a HeadMotion (HeadMotionMode) or its name in mespot.stream.strategies. 'similarity-no-g'
     (default) fits the head's translation, roll and scale between the two frames to the flow at
     rigid face points and takes that field off (mespot.stream.headmotion); 'similarity' takes
     SPEC 2.2's g off after it too; 'translation' is SPEC 2.2 alone.
@@ -92,7 +92,7 @@ class FrontEnd:
     def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None,
                  flow: FlowMethod | str = "dis", crop_size: int = 128, roi_radius: int | None = None,
                  max_jump: float = 0.25, max_faces: int = 3,
-                 head_motion: HeadMotionMode | str = "similarity-no-g",
+                 head_motion: HeadMotion | str = "similarity-no-g",
                  reflow_px: float | None = REFLOW_PX) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")

@@ -18,6 +18,7 @@ reference's g (docs/reference-model.md, section 2.2) too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +35,16 @@ REFLOW_PX = 0.25      # fitted head motion (crop px per frame) above which the f
 def motion_at(motion: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """The motion field `motion` (2, 3) at crop positions xy (..., 2: x, y), float64 (..., 2)."""
     return xy @ motion[:, :2].T + motion[:, 2]
+
+
+class HeadMotion(Protocol):
+    """The head-motion stage of the front-end: which corrections to apply to one frame pair's flow."""
+
+    name: str
+    fit: bool
+    reference_g: bool
+
+    def config(self) -> str: ...
 
 
 @dataclass(frozen=True)

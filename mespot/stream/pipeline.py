@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from mespot.config import KINDS, Config
 from mespot.engine.probs import PROB_COLUMNS
 from mespot.stream.messages import FrameStamp, interval_message
 from mespot.stream.sinks import MessageBus
+from mespot.stream.stages import FeatureExtractor, FrameSupply, IntervalPicker, ScoreEngine
 from mespot.types import Frame, FrameFeatures, Interval
 
 STAGES = ("capture", "landmarks", "align", "flow", "roi", "inference", "peakpicker", "publish", "end_to_end")
@@ -67,19 +68,6 @@ class PipelineObserver:
 
     def on_status(self, message: dict) -> None:
         pass
-
-
-class FrameSupply(Protocol):
-    """What the loop needs of mespot.stream.capture.CaptureThread."""
-
-    dropped: int
-
-    def get(self, timeout: float | None = None) -> Frame | None: ...
-
-    @property
-    def finished(self) -> bool: ...
-
-    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 @dataclass
@@ -132,15 +120,15 @@ class StageLog:
 
 
 class LivePipeline:
-    """One stream. Components are passed in (built by `spot-live`, the benchmarks or tests).
+    """One stream. Components are passed in (built by mespot.stream.factory, or by tests).
 
-    capture: a CaptureThread (or anything with its get/finished/dropped/stop); frontend: has
-    `process(Frame) -> FrameFeatures`; engine: `push(index, features, valid)` / `flush()` as
-    mespot.engine.online.OnlineEngine; picker: a CausalPeakPicker; bus: the MessageBus of the sinks.
+    Each is a stage of mespot.stream.stages: capture a FrameSupply, frontend a FeatureExtractor,
+    engine a ScoreEngine, picker an IntervalPicker; bus: the MessageBus of the sinks.
     `source` (optional) provides `.stats`, `.is_live` and `describe()` for the status message.
     """
 
-    def __init__(self, capture: FrameSupply, frontend, engine, picker, bus: MessageBus, *,
+    def __init__(self, capture: FrameSupply, frontend: FeatureExtractor, engine: ScoreEngine,
+                 picker: IntervalPicker, bus: MessageBus, *,
                  config: Config, source=None, score_rate_hz: float = 10.0,
                  status_interval_s: float = 1.0, observers: Iterable[PipelineObserver] = ()) -> None:
         if score_rate_hz < 0 or status_interval_s <= 0:
