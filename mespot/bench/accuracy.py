@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mespot.config import KINDS
+from mespot.errors import InputError
 from mespot.types import Interval
 
 DEFAULT_SEED = 2026          # the test set; validation runs use another seed (docs/model-card.md)
@@ -68,10 +69,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", type=Path, metavar="OUT.json", help="also write the JSON object to a file")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="score trace over ground truth for the first video")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-class BenchInputError(ValueError):
-    """Bad bench arguments: one line on stderr, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -342,14 +339,14 @@ def _identities(args) -> list:
     try:
         found = list_identities(spec, size=(640, 480))
     except IdentityError as exc:
-        raise BenchInputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     if faces is None or faces == "all":
         return found
     wanted = [n.strip() for n in faces.split(",") if n.strip()]
     names = [i.name for i in found]
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise BenchInputError(f"--faces {', '.join(unknown)} not among the identities ({', '.join(names)})")
+        raise InputError(f"--faces {', '.join(unknown)} not among the identities ({', '.join(names)})")
     return [i for i in found if i.name in wanted]
 
 
@@ -370,11 +367,11 @@ def _machine() -> str:
 
 def _validate(args) -> None:
     if args.videos < 1 or args.minutes <= 0 or args.workers < 1:
-        raise BenchInputError("--videos and --workers must be >= 1 and --minutes > 0")
+        raise InputError("--videos and --workers must be >= 1 and --minutes > 0")
     if args.micro_per_min < 0 or args.macro_per_min < 0:
-        raise BenchInputError("--micro-per-min / --macro-per-min must be >= 0")
+        raise InputError("--micro-per-min / --macro-per-min must be >= 0")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise BenchInputError(f"--plot {args.plot} must end in .png")
+        raise InputError(f"--plot {args.plot} must end in .png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -383,6 +380,7 @@ def run(args: argparse.Namespace) -> int:
     from mespot.config import ConfigError, load_config
     from mespot.engine.runtime import RuntimeUnavailable, open_runtime
     from mespot.models import ModelNotFound, default_model_path
+    from mespot.stream.factory import model_frontend, pipeline_config
     from mespot.synth.dataset import video_seeds
     from mespot.synth.timeline import SynthParams
 
@@ -391,10 +389,12 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         model = args.model if args.model is not None else default_model_path("onnx")
         if not Path(model).is_file():
-            raise BenchInputError(f"model not found: {model}")
+            raise InputError(f"model not found: {model}")
         runtime = open_runtime(model, "onnx")
+        pipeline_config(runtime, config)                # the rate and front-end the workers will need
+        model_frontend(runtime, config.fps).close()
         identities = _identities(args)
-    except (BenchInputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
+    except (InputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
         print(f"spot-bench accuracy: {exc}", file=sys.stderr)
         return 2
     params = replace(SynthParams(), micro_per_min=args.micro_per_min, macro_per_min=args.macro_per_min)

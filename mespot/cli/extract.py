@@ -22,14 +22,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from mespot.errors import InputError
 from mespot.stream.headmotion import REFLOW_PX
 from mespot.stream.strategies import default_strategy, strategy_names
 
 PROG = "spot-extract"
-
-
-class InputError(Exception):
-    """Bad user input: one line on stderr, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _is_dataset(path: Path) -> bool:
     """A folder is a dataset when it holds no images directly (else it is one image sequence)."""
-    from mespot.stream.sources import IMAGE_SUFFIXES
+    from mespot.files import IMAGE_SUFFIXES
 
     return path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file())
 
 
 def find_videos(root: Path) -> list[Path]:
     """Video files and image folders under `root`, in natural order of their relative paths."""
-    from mespot.stream.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+    from mespot.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
 
     found = []
     for folder, dirs, files in os.walk(root):
@@ -92,7 +89,7 @@ def find_videos(root: Path) -> list[Path]:
 
 
 def _output_name(video: Path) -> str:
-    from mespot.stream.sources import VIDEO_SUFFIXES
+    from mespot.files import VIDEO_SUFFIXES
 
     return (video.stem if video.suffix.lower() in VIDEO_SUFFIXES else video.name) + ".npz"
 

@@ -17,13 +17,10 @@ from pathlib import Path
 
 from mespot.cli.args import at_least
 from mespot.engine.runtime.base import FORMATS
+from mespot.errors import InputError
 from mespot.stream.sinks import DEFAULT_ENDPOINT, DEFAULT_HWM
 
 MATCH_IOU = 0.5      # a planted interval counts as found at IoU >= 0.5 (MEGC rule, inclusive frames)
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except UsageError as exc:
+    except InputError as exc:
         print(f"spot-live: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
-    """Config, runtime and model path, with every user error turned into a UsageError.
+    """Config, runtime and model path, with every user error turned into a InputError.
 
     Without --config the model's own config (carried in its metadata) is used, so its rate and
     decoding parameters travel with it; --config overrides the decoding but must keep the rate.
@@ -91,16 +88,16 @@ def _load(args):
     try:
         config = load_config(args.config) if args.config is not None else None
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     try:
         model_path = args.model if args.model is not None else default_model_path(args.backend)
         runtime = open_runtime(model_path, args.backend, args.device)
     except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     try:
         config = pipeline_config(runtime, config)
     except ConfigError as exc:
-        raise UsageError(f"model {model_path}: {exc}{'' if args.config is None else ' (--config)'}") from None
+        raise InputError(f"model {model_path}: {exc}{'' if args.config is None else ' (--config)'}") from None
     return config, runtime, model_path
 
 
@@ -116,7 +113,7 @@ def _open_sinks(args, stack: ExitStack):
             stack.callback(recorder.close)
             sinks.append(recorder)
     except PublishError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     return publisher, sinks
 
 
@@ -170,7 +167,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
         realtime = args.realtime or (args.demo and _show_ui(args))
         source = open_source(spec, realtime=realtime, target_fps=config.fps)
     except SourceError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     stream = _stream_id(args, spec)
     observers = []
     dashboard = None
@@ -186,7 +183,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
                                   score_rate_hz=args.score_rate, observers=observers)
         except (FrontEndMismatch, TrackerError) as exc:
             source.close()
-            raise UsageError(f"model {model_path}: {exc}") from None
+            raise InputError(f"model {model_path}: {exc}") from None
         runtime.warm_up()
     pipeline = live.pipeline
     if args.wait_subscriber > 0:

@@ -18,12 +18,9 @@ from pathlib import Path
 from rich.console import Console
 
 from mespot.config import ConfigError, load_config
+from mespot.errors import InputError
 
 PROG = "spot-train"
-
-
-class InputError(Exception):
-    """Bad user input: reported as one line on stderr, exit status 2."""
 
 
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:

@@ -37,11 +37,12 @@ from mespot.stream.headmotion import REFLOW_PX, RIGID_MESH, HeadMotion, HeadMoti
 from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
                                      mesh_indices)
 from mespot.stream.roi import RoiReducer
+from mespot.stream.stages import FRONTEND_STAGES
 from mespot.stream.strategies import make_strategy
 from mespot.stream.tracker import Tracker, make_tracker
 from mespot.types import N_ROIS, Frame, FrameFeatures
 
-STAGES = ("landmarks", "align", "flow", "roi")
+STAGES = FRONTEND_STAGES
 PATCH_MARGIN = 0.1     # growth of a frame's grey patch, per side, as a share of the warp's source box
 # Order of the mapped points the front-end reads each frame.
 _USED_IBUG = ROI_IBUG + ALIGN_IBUG + NOSE_BOX_IBUG + INNER_EYE_IBUG

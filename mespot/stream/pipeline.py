@@ -31,11 +31,10 @@ from mespot.config import KINDS, Config
 from mespot.engine.probs import PROB_COLUMNS
 from mespot.stream.messages import FrameStamp, interval_message
 from mespot.stream.sinks import MessageBus
-from mespot.stream.stages import FeatureExtractor, FrameSupply, IntervalPicker, ScoreEngine
+from mespot.stream.stages import FRONTEND_STAGES, FeatureExtractor, FrameSupply, IntervalPicker, ScoreEngine
 from mespot.types import Frame, FrameFeatures, Interval
 
-STAGES = ("capture", "landmarks", "align", "flow", "roi", "inference", "peakpicker", "publish", "end_to_end")
-FRONTEND_STAGES = ("landmarks", "align", "flow", "roi")
+STAGES = ("capture", *FRONTEND_STAGES, "inference", "peakpicker", "publish", "end_to_end")
 STATUS_WINDOW = 300          # frames the status percentiles are computed over (10 s at 30 fps)
 SUMMARY_WINDOW = 20000       # frames kept for the end-of-run percentiles
 HEALTHY_GAP_S = 2.0          # no frame for longer than this: the source is reported unhealthy

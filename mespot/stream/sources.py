@@ -17,7 +17,6 @@ source that cannot be opened at all raises `SourceError` with one line a CLI can
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -27,22 +26,16 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from mespot.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key  # noqa: F401 (part of this module's API)
 from mespot.stream.resample import TimestampResampler
 from mespot.types import Frame
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DECODE_LEAD_S = 0.005     # realtime playback decodes a frame this long before it is due (decode p99 ~1.4 ms)
 
 
 class SourceError(RuntimeError):
     """A source that cannot be opened; the message is one line meant for the user."""
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders `img_2` before `img_10` (digit runs compare as numbers)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _usable(image: np.ndarray | None) -> bool:

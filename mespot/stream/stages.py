@@ -16,6 +16,8 @@ import numpy as np
 from mespot.types import Frame, FrameFeatures, Interval
 
 Rows = list[tuple[int, np.ndarray]]        # (feature index, (8,) float32 probabilities), oldest first
+# The front-end's timed stages, in order: FrameFeatures.stage_ms keys, and a part of the pipeline's.
+FRONTEND_STAGES = ("landmarks", "align", "flow", "roi")
 
 
 class FrameSupply(Protocol):
