@@ -1,7 +1,10 @@
-"""Head-motion removal: a known global motion is recovered and removed; a local expression survives it."""
+"""Head-motion removal: a known global motion is recovered and removed; a local expression survives
+it; the front-end's head-motion modes and the reflow warp."""
+import cv2
 import numpy as np
 import pytest
 
+from helpers import textured_frame
 from mespot.stream.headmotion import RIGID_MESH, HeadMotionFit, motion_at
 
 S = 128
@@ -90,3 +93,49 @@ def test_head_motion_modes_say_what_each_takes_off():
     assert [(m.fit, m.reference_g) for m in modes.values()] == [(True, False), (True, True), (False, True)]
     with pytest.raises(ValueError, match="valid: similarity-no-g, similarity, translation"):
         make_strategy("head_motion", "affine")
+
+
+def test_frontend_head_motion_option():
+    from mespot.stream.frontend import FrontEnd
+    from mespot.stream.tracker import Tracker
+
+    class NoFace(Tracker):          # only track() to write: the slim base needs nothing else
+        name = "none"
+
+        def track(self, image_bgr):
+            return None
+
+    assert FrontEnd(30.0, tracker=NoFace()).config()["head_motion"] == "similarity-no-g"
+    assert FrontEnd(30.0, tracker=NoFace()).config()["reflow_px"] == 0.25
+    assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["head_motion"] == "translation"
+    assert FrontEnd(30.0, tracker=NoFace(), head_motion="similarity-no-g").config()["head_motion"] == "similarity-no-g"
+    with pytest.raises(ValueError, match="unknown head motion 'affine'; valid: similarity-no-g, similarity, translation"):
+        FrontEnd(30.0, tracker=NoFace(), head_motion="affine")
+    with pytest.raises(ValueError, match="unknown flow 'farneback'; valid: dis, tvl1"):
+        FrontEnd(30.0, tracker=NoFace(), flow="farneback")
+    assert FrontEnd(30.0, tracker=NoFace(), head_motion="translation").config()["reflow_px"] is None
+    with pytest.raises(ValueError, match="reflow_px"):
+        FrontEnd(30.0, tracker=NoFace(), reflow_px=0.0)
+
+
+def test_undo_moves_the_previous_crop_onto_the_current_one():
+    """The reflow step's warp: with the head's motion field m (content at x moves to x + m(x)), the
+    moved previous crop matches the current crop, and DIS then sees almost no motion."""
+    from mespot.stream.frontend import FrontEnd
+    from mespot.stream.flow import DisFlow
+
+    grey = cv2.cvtColor(textured_frame(128, 128), cv2.COLOR_BGR2GRAY)
+    prev = cv2.GaussianBlur(grey, (0, 0), 1.5)
+    angle, scale, centre = np.radians(1.5), 1.02, np.array([64.0, 60.0])
+    lin = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    forward = np.hstack([lin, (centre - lin @ centre + (0.8, -0.5))[:, None]])    # x -> x + m(x)
+    cur = cv2.warpAffine(prev, forward, (128, 128), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    motion = forward - np.hstack([np.eye(2), np.zeros((2, 1))])
+    fe = FrontEnd.__new__(FrontEnd)
+    fe._crop_undone = np.empty_like(prev)
+    undone = fe._undo(prev, motion)
+    inner = (slice(20, 108), slice(20, 108))
+    flow = DisFlow()
+    before = np.abs(flow(prev, cur)[inner]).mean()
+    after = np.abs(flow(undone, cur)[inner]).mean()
+    assert before > 0.5 and after < 0.1 * before

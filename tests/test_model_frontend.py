@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from live_fakes import free_tcp_endpoint
+from helpers import free_tcp_endpoint
 from mespot.cli.extract import main as spot_extract
 from mespot.cli.live import main as spot_live
 from mespot.cli.train import main as spot_train

@@ -58,11 +58,6 @@ class SimilarityFit:
         return np.array([[a, -b, t[0]], [b, a, t[1]]])
 
 
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Closed-form least-squares similarity mapping src (K, 2) onto dst (K, 2); a (2, 3) matrix."""
-    return SimilarityFit(dst)(src)
-
-
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Map (K, 2) points with a (2, 3) affine matrix."""
     return points @ matrix[:, :2].T + matrix[:, 2]

@@ -107,11 +107,6 @@ class RoiReducer:
         """(12, P, 2) integer x, y of the ROI patch pixels around `centres`, clipped to the crop."""
         return np.clip(np.rint(centres).astype(np.intp)[:, None, :] + self._off_xy, 0, self.crop_size - 1)
 
-    def patches(self, flow: np.ndarray, centres: np.ndarray) -> np.ndarray:
-        """(12, P, 2) flow vectors of the ROI patches around `centres` (crop pixels)."""
-        xy = self._patch_pixels(centres)
-        return flow[xy[..., 1], xy[..., 0]]
-
     def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray | None,
                  motion: np.ndarray | None = None) -> np.ndarray:
         """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3; None: not used), and
