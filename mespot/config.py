@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    """Proposal decoding for one expression kind (SPEC section 6), in feature indices."""
+    """Proposal decoding for one expression kind (reference-model.md §6), in feature indices."""
 
     apex_threshold: float = 0.5
     start_range: tuple[int, int] = (2, 7)   # apex - start in [lo, hi]
@@ -46,7 +46,7 @@ class DecodingConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and label settings (SPEC sections 3 and 5)."""
+    """Optimisation and label settings (reference-model.md §3 and §5)."""
 
     epochs: int = 100
     epoch_begin: int = 15

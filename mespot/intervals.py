@@ -29,7 +29,7 @@ def propose_at_apex(probs: np.ndarray, apex: int, kind: str, dec: DecodingConfig
                     lo: int = 0, hi: int | None = None, frame_offset: int = 0) -> Interval | None:
     """The interval anchored at `apex`, or None when it fails the validity or length check.
 
-    SPEC 6 steps 2-5: start s = argmax over d in start_range of P_start(max(apex - d, lo)), end
+    reference-model.md §6 steps 2-5: start s = argmax over d in start_range of P_start(max(apex - d, lo)), end
     e = argmax over d in end_range of P_end(min(apex + d, hi - 1)), ties to the nearest; valid if
     P_start(s) > P_end(s) and P_start(e) < P_end(e); kept if min_len <= e - s <= max_len; score
     P_start(s) * P_end(e) * P_apex(apex). Only rows lo..hi-1 of `probs` are read. Returned indices

@@ -88,7 +88,7 @@ def test_training_interval_repairs():
 
 
 def test_training_interval_fixes_unknown_apex():
-    # The reference writes apex -1 on the last index (SPEC 10.6); the fix uses the midpoint.
+    # The reference writes apex -1 on the last index (reference-model.md §10.6); the fix uses the midpoint.
     assert training_interval(_row(11, -1, 26), 500) == (11, 18, 26)
 
 

@@ -42,9 +42,9 @@ def test_smile_shows_as_a_rise_of_the_mouth_corners(single_face):
     smile = corners[16:23].mean()
     assert smile > 3.0 * neutral, f"mouth corners: smile {smile:.3f} vs neutral {neutral:.3f}"
     # The motion is at the mouth, not everywhere: the nose-side and brow nodes move much less. (A real
-    # smile raises the cheeks too: with only SPEC 2.2's g the nose nodes read 0.14 px here, 3.4x below
-    # the corners, because g, taken in the nose box, removed some of that motion from every node; with
-    # the similarity fit alone they read 0.20 px, 2.4x below.)
+    # smile raises the cheeks too: with only the reference's g (reference-model.md §2.2) the nose nodes
+    # read 0.14 px here, 3.4x below the corners, because g, taken in the nose box, removed some of that
+    # motion from every node; with the similarity fit alone they read 0.20 px, 2.4x below.)
     assert smile > 2.0 * mag[16:23, [6, 7]].mean()
     assert smile > 2.0 * mag[16:23, 0:6].mean()
 

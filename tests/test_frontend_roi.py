@@ -1,4 +1,4 @@
-"""ROI reduction (SPEC 2.2/2.3) on hand-made flow fields (no models)."""
+"""ROI reduction (reference-model.md §2.2/2.3) on hand-made flow fields (no models)."""
 from __future__ import annotations
 
 import numpy as np

@@ -12,7 +12,7 @@ Emission delay: for each ground-truth interval found online (IoU >= 0.5 with an 
 its kind; the best-overlapping one), the frame at which that interval was emitted minus the true
 offset frame, in ms at the stream's fps. This is the algorithmic delay (the stream is processed as
 fast as possible, so the wall clock says nothing); the per-frame processing cost is `spot-bench
-latency`'s. The live bound (issue 4): an interval is decided end_range[1] + model_delay indices
+latency`'s. The live bound (docs/live.md): an interval is decided end_range[1] + model_delay indices
 after its apex at the latest, which bounds the delay after the true offset too.
 
 Seeds: the default --seed 2026 is the test set; tuning used --seed 7 (validation), never 2026.
@@ -233,7 +233,7 @@ def evaluate_results(results: list[VideoResult], runtime, config) -> dict:
 
 
 def _checks(report: dict) -> list[dict]:
-    """Each issue target with its measured value, pass/miss and by how much."""
+    """Each accuracy target with its measured value, pass/miss and by how much."""
     on, off = report["online"], report["offline"]
     rows = [("overall F1 online >= 0.85", on["overall"]["f1"], TARGETS["overall_f1"], ">="),
             ("micro F1 online >= 0.75", on["micro"]["f1"], TARGETS["micro_f1"], ">="),
@@ -281,7 +281,7 @@ def _print_table(report: dict, meta: dict) -> None:
         for k in KINDS))
     if "distractor_only" in report:
         console.print(f"distractor-only video: {report['distractor_only']['intervals']} interval(s) emitted")
-    checks = Table(title="targets (issue 5)")
+    checks = Table(title="targets")
     for col in ("check", "value", "target", "result"):
         checks.add_column(col)
     for c in report["checks"]:

@@ -9,9 +9,9 @@ judged against the per-frame sum of those two, measured in isolation:
 - floor = landmarks + flow per frame.
 Measured twice: back to back (`floor`, the figure for the as-fast-as-possible run) and `paced`,
 each frame's landmarks and flow started on a camera's schedule (1/fps apart, idle in between),
-the figure for the camera-paced run. Pacing matters on its own: after ~30 ms idle the caches are
-cold and the same call is slower (one ONNX Runtime model call: 0.04 ms back to back, about 0.3 ms
-after a 30 ms sleep on our 2-core machine), so the loop is compared with a floor run the same way.
+the figure for the camera-paced run. Pacing matters on its own: after a frame period of idle the
+caches are cold and the same call is slower (docs/benchmarks.md has the figures), so the loop is
+compared with a floor run the same way.
 Beside it the peer figure: the reference's TV-L1 (OpenCV-contrib CPU, its defaults, which match
 the reference's CUDA settings) on the first of the same crop pairs.
 """

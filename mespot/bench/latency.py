@@ -9,7 +9,7 @@ capture. Once per run: the physical floor (landmarks alone + flow alone on the s
 mespot.bench.floor) with TV-L1 beside it.
 
 The JSON's top level is the first backend's realtime run (ONNX Runtime by default); every backend's
-runs are under `backends`. Targets (issue 6, ONNX Runtime on CPU, 640x480, realtime run): whole loop
+runs are under `backends`. Targets (docs/benchmarks.md; ONNX Runtime on CPU, 640x480, realtime run): whole loop
 p50 <= 7 ms, p99 <= 12 ms, p50 at most 1.5x the floor's p50. Each is printed PASS or MISS with its
 margin and stored in `targets`; a miss is never hidden and does not change the exit code.
 """

@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "'mesh-graph' (the MediaPipe graph) or a FaceLandmarker FILE.task")
     parser.add_argument("--head-motion", choices=strategy_names("head_motion"),
                         help=f"head motion taken off the flow: {default_strategy('head_motion')} (default: translation, roll and "
-                             "scale fitted at rigid face points), similarity (the fit, then SPEC 2.2's g) or "
-                             "translation (SPEC 2.2's g alone)")
+                             "scale fitted at rigid face points), similarity (the fit, then the reference's g "
+                             "of docs/reference-model.md §2.2) or translation (that g alone)")
     parser.add_argument("--reflow-px", type=float, metavar="PX",
                         help=f"compute the flow again after undoing a fitted head motion above PX crop px per "
                              f"frame (default {REFLOW_PX}; 0: never; needs a similarity head motion)")

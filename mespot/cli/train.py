@@ -6,7 +6,7 @@
   spot-train fit --features DIR --annotations CSV --config live -o model.pt
       one model on all given subjects, saved as a self-describing checkpoint.
   spot-train adjacency ANNOTATIONS.csv -o OUT.npy
-      the AU co-occurrence prior (SPEC 2.5) of an annotation file.
+      the AU co-occurrence prior (reference-model.md §2.5) of an annotation file.
 `--reference-segments DIR` replaces `--features` for the authors' released segment files.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     loso.add_argument("-o", "--output", type=Path, required=True, metavar="RUN_DIR",
                       help="folder for folds/, per_subject.csv, summary.json, report.md and plots")
     loso.add_argument("--rule", choices=("megc", "reference"), default="megc",
-                      help="matching rule: megc (IoU >= 0.5, one-to-one; default) or reference (SPEC 7)")
+                      help="matching rule: megc (IoU >= 0.5, one-to-one; default) or reference (reference-model.md §7)")
     loso.add_argument("--resume", action="store_true", help="keep finished folds of RUN_DIR, run the rest")
     loso.add_argument("--adjacency-from-training", action="store_true",
                       help="per fold, build the AU prior from the training subjects' annotations only "
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.pt", help="checkpoint to write")
     fit.set_defaults(run=_run_fit)
 
-    adj = sub.add_parser("adjacency", help="AU co-occurrence prior of an annotation CSV (SPEC 2.5)",
+    adj = sub.add_parser("adjacency", help="AU co-occurrence prior of an annotation CSV (reference-model.md §2.5)",
                          description="Write the 12x12 row-normalised AU co-occurrence matrix of an "
                                      "annotation CSV as float32 .npy (usable as a config's `adjacency`).")
     adj.add_argument("annotations", type=Path, metavar="ANNOTATIONS.csv")

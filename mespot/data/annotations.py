@@ -170,7 +170,7 @@ def write_annotations(path: str | Path, rows: Iterable[Annotation]) -> None:
 def training_interval(a: Annotation, length: int) -> tuple[int, int, int] | None:
     """(start, apex, end) for building training targets over `length` indices, or None to skip.
 
-    The reference's repairs (SPEC 3.1): skip a row with >= 2 zeros among start/apex/end; an unknown
+    The reference's repairs (reference-model.md §3.1): skip a row with >= 2 zeros among start/apex/end; an unknown
     offset (end 0) becomes 2*apex - start; an apex of 0 becomes the midpoint; the end is clipped to
     length - 1; a row whose apex is at or past the end of the video is skipped.
     """
@@ -180,7 +180,7 @@ def training_interval(a: Annotation, length: int) -> tuple[int, int, int] | None
     if end == 0:
         end = 2 * apex - start
     elif apex == 0 or apex == -1:
-        # FIX (SPEC 10.6): the reference leaves apex -1 (SAMM's "unknown apex") as a negative index,
+        # FIX (reference-model.md §10.6): the reference leaves apex -1 (SAMM's "unknown apex") as a negative index,
         # which writes the apex flag on the last index of the video; we treat it like apex 0.
         apex = (start + end) // 2
     end = min(end, length - 1)

@@ -1,7 +1,7 @@
 """Whole-video feature records for training and evaluation, from either feature source.
 
 (a) The project's own per-video files (mespot.featurefile, written by `spot-extract`).
-(b) The authors' released segment files (SPEC 3.1): `<video>_<offset>.npz` with `feature`
+(b) The authors' released segment files (reference-model.md §3.1): `<video>_<offset>.npz` with `feature`
     (270, 12, 2), `label` (270, 8) and `video_name`; segment s covers indices 256s-7 .. 256s+262,
     so the central 256 rows of the segments, in offset order, are the whole video (its last
     segment zero-padded to 256). The labels are not read: they follow from the annotation CSV.

@@ -5,8 +5,8 @@ Our format (a dict written with torch.save, loadable with `weights_only=True`):
   adjacency and input_mean/input_std buffers), adjacency (12x12 list), input_mean/input_std (2 floats,
   raw feature units), fps, config (Config.to_dict()), epoch, extra (free dict), frontend (the
   FrontEnd.config() of the training features, or None when not known; absent in older files).
-The authors' format: {'epoch': int, 'state_dict': {...}} with the reference module names (SPEC 4),
-optionally prefixed `module.` (DataParallel); those models get the fixed normalisation of SPEC 2.4.
+The authors' format: {'epoch': int, 'state_dict': {...}} with the reference module names (reference-model.md §4),
+optionally prefixed `module.` (DataParallel); those models get the fixed normalisation of reference-model.md §2.4.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Two rules (docs/evaluation.md):
 - `megc` (default, the challenge's): a pair matches when IoU >= 0.5 on inclusive frame sets; each
   ground truth and each prediction is used at most once, and the number of matches is the maximum
   possible (maximum bipartite matching per video and kind), so the result never depends on row order.
-- `reference` (the authors' code after its evaluation fix, SPEC 7 / 10.1): IoU > 0.5 on end - start
+- `reference` (the authors' code after its evaluation fix, reference-model.md §7 / §10.1): IoU > 0.5 on end - start
   lengths; each ground truth marks its argmax prediction; TP = distinct marked predictions.
 Ground truth is used as stored (an end of 0 makes a row unmatchable, but it still counts in m).
 Counts are pooled over videos; `overall` sums tp, n and m of both kinds before the ratios.

@@ -1,4 +1,4 @@
-"""Intervals from per-index probabilities: apex candidates, boundary search, NMS (SPEC 6).
+"""Intervals from per-index probabilities: apex candidates, boundary search, NMS (reference-model.md §6).
 
 The interval anchored at one apex and the IoU rules live in mespot.intervals, shared with the live
 causal peak-picker. numpy only. Probabilities are the (T, 8) table of `mespot.engine.probs` (PROB_COLUMNS). All indices are feature indices, which in
@@ -32,7 +32,7 @@ def propose(probs: np.ndarray, kind: str, dec: DecodingConfig, lo: int = 0, hi: 
 
 
 def nms(intervals: list[Interval], top_k: int, iou_threshold: float = 0.5) -> list[Interval]:
-    """The reference's greedy NMS over one video and kind, highest score first (SPEC 6).
+    """The reference's greedy NMS over one video and kind, highest score first (reference-model.md §6).
 
     Repeatedly take the highest remaining score (first on ties); stop at a score of 0 or after
     `top_k` kept; zero every other interval whose IoU with it (reference rule, end - start lengths)
@@ -81,7 +81,7 @@ def decode_offline(probs: np.ndarray, config: Config, valid: np.ndarray | None =
 def decode_reference_segments(probs: np.ndarray, config: Config,
                               segment_length: int = REFERENCE_SEGMENT,
                               frame_offset: int = 1) -> list[Interval]:
-    """The reference's decoding, to reproduce the authors' numbers (SPEC 6).
+    """The reference's decoding, to reproduce the authors' numbers (reference-model.md §6).
 
     The sequence is cut into consecutive `segment_length` pieces; the boundary search is clipped to
     the piece holding the apex; the result is shifted by `frame_offset` (the reference's +1). The

@@ -82,7 +82,7 @@ class Aligner:
     Only the part of a frame that the crop reads is converted to grey (a `GreyPatch`): converting
     and warping one channel of ~250x250 px costs about half of warping three channels out of the
     whole frame and converting the crop, mostly in memory traffic, which is what a frame costs
-    after a frame period of idle (measured: 0.37 against 0.65 ms for both crops).
+    after a frame period of idle (docs/benchmarks.md, design measurements).
     """
 
     def __init__(self, crop_size: int = 128) -> None:

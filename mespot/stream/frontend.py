@@ -12,10 +12,10 @@ Alignment: the previous and the current image are both warped, in grey, with the
 similarity transform, so head position, size and roll are normalised while landmark jitter cannot
 appear as motion; what the head itself moved between the two frames stays in the flow, and its
 translation, roll and scale change are removed by a similarity motion field fitted to the flow at
-rigid face points (mespot.stream.headmotion; by default without SPEC 2.2's g after it, which the
-fit's own translation replaces; docs/frontend.md has the measurements). (Warping each image with
-its own transform instead was measured worse: on single_face.mp4 its neutral-part ROI magnitudes were 2-3x higher, and a still
-image gave 0.55 px of spurious motion against exactly 0.)
+rigid face points (mespot.stream.headmotion; by default without the reference's g after it, which
+the fit's own translation replaces: reference-model.md §2.2, and docs/frontend.md for the
+measurements). Warping each image with its own transform instead would let landmark jitter show as
+motion (docs/frontend.md, Alignment).
 
 Feature units: pixels of the aligned crop per frame (the crop is `crop_size` px with the outer eye
 corners 0.5 * crop_size apart). No normalisation here; training computes its own.
@@ -83,7 +83,7 @@ class FrontEnd:
     head_motion: a HeadMotion (HeadMotionMode) or its name in mespot.stream.strategies. 'similarity-no-g'
     (default) fits the head's translation, roll and scale between the two frames to the flow at
     rigid face points and takes that field off (mespot.stream.headmotion); 'similarity' takes
-    SPEC 2.2's g off after it too; 'translation' is SPEC 2.2 alone.
+    the reference's g off after it too; 'translation' is that g alone (reference-model.md §2.2).
     reflow_px: with a similarity fit (ignored for 'translation'), when the fitted motion exceeds this
     many crop px per frame at a rigid point, the previous crop is moved by it and the flow computed
     again, so the second flow only sees what is left (DIS is more accurate on small motions); None:
@@ -100,8 +100,8 @@ class FrontEnd:
         head_motion = make_strategy("head_motion", head_motion)
         flow = make_strategy("flow", flow)
         # OpenCV's own thread pool splits each 128 px warp and flow call across cores; on a few
-        # shared cores the hand-off costs more than it saves (flow p90 ~5 ms against ~0.8 ms on one
-        # thread, at 30 fps pacing) and streams already run side by side. Results do not change.
+        # shared cores the hand-off costs more than it saves, and streams already run side by side
+        # (docs/benchmarks.md, design measurements). Results do not change.
         cv2.setNumThreads(1)
         self.fps = float(fps)
         self.max_jump = max_jump
@@ -155,7 +155,7 @@ class FrontEnd:
               patch: GreyPatch | None = None) -> None:
         """Remember this frame for the next pair. The image is kept by reference, not copied: a
         Frame's image is owned by its receiver (mespot.types.Frame), so nobody writes into it after
-        `process`; a copy cost about 0.2 ms a frame at 640x480 and pushed 0.9 MB through the cache."""
+        `process`; a copy would only cost time and cache (docs/benchmarks.md, design measurements)."""
         self._prev = _Previous(frame.index, frame.t_source, frame.image, eye_centre, eye_distance, patch)
 
     def _crops(self, image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, GreyPatch]:

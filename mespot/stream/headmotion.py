@@ -1,8 +1,8 @@
 """The head's whole in-plane motion between two frames, fitted to the flow at rigid face points.
 
 Why: the front-end warps both frames with the CURRENT frame's similarity transform, so what the head
-moved between the two frames (translation, roll, scale) stays in the flow; SPEC 2.2's g removes only
-a translation. A roll of 0.6 deg/frame is ~0.5 px/frame of flow 50 px from the centre of a 128 px
+moved between the two frames (translation, roll, scale) stays in the flow; the reference's g
+(reference-model.md §2.2) removes only a translation. A roll of 0.6 deg/frame is ~0.5 px/frame of flow 50 px from the centre of a 128 px
 crop, more than a micro-expression's ~0.2 px/frame. Over one frame pair that motion is close to a
 global similarity (or affine) field, so it is fitted by least squares to the flow sampled at points
 no expression moves; the ROI reduction (mespot.stream.roi) subtracts it, via `motion_at`, at the

@@ -1,6 +1,6 @@
 """MediaPipe face mesh (468 points) to the iBUG 68-point indices the reference uses.
 
-The reference (SPEC 2.1, 2.2) places its ROIs and its head-motion box on 68-point iBUG landmarks
+The reference (reference-model.md §2.1, 2.2) places its ROIs and its head-motion box on 68-point iBUG landmarks
 (0-based). MediaPipe's mesh has no such points, so each iBUG point we need is mapped to the mesh
 vertex at the same anatomical place. Only the points this project uses are mapped:
 
@@ -32,11 +32,11 @@ MESH_OF_IBUG: dict[int, int] = {
     48: 61, 51: 0, 54: 291, 57: 17,
 }
 
-# SPEC 2.1: the landmark at the centre of each of the 12 ROIs (graph nodes 0..11), iBUG 0-based.
+# reference-model.md §2.1: the landmark at the centre of each of the 12 ROIs (graph nodes 0..11), iBUG 0-based.
 ROI_IBUG: tuple[int, ...] = (18, 19, 20, 23, 24, 25, 28, 30, 48, 51, 54, 57)
 # Points that barely move with expressions, used to fit the alignment (eye corners, upper nose).
 ALIGN_IBUG: tuple[int, ...] = (36, 39, 42, 45, 27, 28)
-# SPEC 2.2: inner eye corners set the head-motion box margin; 29 and 30 span the box.
+# reference-model.md §2.2: inner eye corners set the head-motion box margin; 29 and 30 span the box.
 INNER_EYE_IBUG: tuple[int, int] = (39, 42)
 NOSE_BOX_IBUG: tuple[int, int] = (29, 30)
 

@@ -1,7 +1,7 @@
 """MediaPipe's face-mesh landmark model run directly through a TFLite interpreter.
 
-Why: the legacy face-mesh graph in tracking mode spends most of its ~5 ms per frame outside the
-model (graph scheduling, packet copies). This module does the one thing that graph does per tracked
+Why: the legacy face-mesh graph in tracking mode spends most of its time per frame outside the
+model (graph scheduling, packet copies; docs/benchmarks.md). This module does the one thing that graph does per tracked
 frame, the same way, and nothing else:
 
 1. region of interest from the previous frame's landmarks (`roi_from_landmarks`), as MediaPipe's

@@ -1,6 +1,6 @@
 """The causal peak-picker: per-index probability rows in, expression intervals out, each decided once.
 
-The online form of the reference decoding (SPEC 6) with a suppression rule that can be decided
+The online form of the reference decoding (reference-model.md §6) with a suppression rule that can be decided
 causally (docs/live.md explains the choice). Per kind, with R = end_range[1], L = start_range[1]
 and r = the peak radius (default R):
 

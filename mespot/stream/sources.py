@@ -107,10 +107,10 @@ class Source(ABC):
         """Realtime playback: wait until DECODE_LEAD_S before the next frame is due, then decode it.
 
         A camera delivers (and an MJPEG or RTSP source decodes) each frame when it arrives. Decoding
-        the next frame right after the previous one was handed over instead made the consumer's
-        processing of that frame share the machine with the decode (0.45 ms, landmark stage and
-        hand-off both slower); decoding just before the due time keeps the stamp-to-result latency
-        what it is with a camera. False if closed meanwhile.
+        the next frame right after the previous one was handed over instead would make the
+        consumer's processing of that frame share the machine with the decode; decoding just before
+        the due time keeps the stamp-to-result latency what it is with a camera. False if closed
+        meanwhile.
         """
         return self._pace(t0_mono, t_next - DECODE_LEAD_S)
 

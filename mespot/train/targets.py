@@ -1,8 +1,8 @@
-"""Per-index training targets and fixed-length training segments (SPEC 3.1/3.2, with its bugs fixed).
+"""Per-index training targets and fixed-length training segments (reference-model.md §3.1/3.2, with its bugs fixed).
 
 Everything here is numpy and works in the indices of one contiguous run of valid features. Kinds
 are rows: 0 = micro, 1 = macro. Start/end classes: 0 = start, 1 = end, 2 = none (the model's
-channel order). Fixes of SPEC 10.9, each named where it is applied:
+channel order). Fixes of reference-model.md §10.9, each named where it is applied:
   FIX-RIGHT-BOUND  dilation is bounded by the real sequence length (reference: 256 inside a 270 window);
   FIX-APEX-LEFT    the apex neighbourhood may reach index 0 (reference: strict `> 0`);
   FIX-END-OVER-START  where start and end neighbourhoods overlap, the nearer flag wins, ties go to
@@ -122,7 +122,7 @@ def build_targets(length: int, intervals: Iterable[TrainInterval], *,
 
 def segment_run(features: np.ndarray, targets: Targets, weight: np.ndarray, *, length: int,
                 context: int, keep_neutral: bool) -> Segments:
-    """Cut one run into windows of `length` (stride `length`) plus `context` each side (SPEC 3.1).
+    """Cut one run into windows of `length` (stride `length`) plus `context` each side (reference-model.md §3.1).
 
     Positions outside the run are zero features and weight 0. A window is kept when its labels,
     context included, hold any action index, or always when `keep_neutral` is set.
