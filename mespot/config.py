@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from mespot.types import KINDS  # noqa: F401 (re-exported: the kinds a config decodes)
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-KINDS = ("micro", "macro")
 
 
 class ConfigError(ValueError):

@@ -41,7 +41,7 @@ def video_intervals(video: VideoFeatures, annotations: AnnotationSet,
                 why = f"repaired interval {start}..{end} is empty or negative"
         if why is not None:
             if report is not None:
-                report.skipped.append(f"{a.video} {a.kind} {a.start}/{a.apex}/{a.end}: {why}")
+                report.skipped.append(f"{a.video} {a.kind} {a.onset}/{a.apex}/{a.offset}: {why}")
             continue
         out.append(TrainInterval(start, apex, end, a.kind))
     if report is not None:
