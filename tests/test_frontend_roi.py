@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mespot.stream.roi import (_ASYMMETRIC_EDGES, _SYMMETRIC_EDGES, RoiReducer, main_direction_mean)
 

@@ -20,7 +20,7 @@ from typing import Iterable, Protocol
 
 from mespot.config import KINDS
 from mespot.data.annotations import KIND_OF_TYPE, TYPE_OF_KIND
-from mespot.eval.proposals import IOU_RULES, intersection_union
+from mespot.intervals import IOU_RULES, intersection_union
 from mespot.types import Interval, check_kind
 
 PREDICTION_COLUMNS = ("video_name", "start_frame", "end_frame", "score", "type_idx")

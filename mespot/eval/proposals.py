@@ -12,7 +12,7 @@ import numpy as np
 from mespot.config import KINDS, Config, DecodingConfig
 from mespot.engine.probs import kind_columns
 from mespot.featurefile import valid_runs
-from mespot.intervals import IOU_RULES, intersection_union, iou, propose_at_apex
+from mespot.intervals import iou, propose_at_apex
 from mespot.types import Interval
 
 REFERENCE_SEGMENT = 256

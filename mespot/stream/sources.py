@@ -26,7 +26,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from mespot.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key  # noqa: F401 (part of this module's API)
+from mespot.files import IMAGE_SUFFIXES, natural_key
 from mespot.stream.resample import TimestampResampler
 from mespot.types import Frame
 
