@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extract with the front-end this model (.onnx, .pt) was trained on (default: "
                              "the options below)")
     parser.add_argument("--flow", choices=strategy_names("flow"),
-                        help=f"optical flow: dis (default: {default_strategy('flow')}, real time) or tvl1 "
+                        help=f"optical flow (default {default_strategy('flow')}): dis (real time) or tvl1 "
                              "(the reference's, very slow)")
     parser.add_argument("--crop-size", type=int, help="aligned face crop side in pixels (default: 128)")
     parser.add_argument("--tracker", metavar="SPEC",
