@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from mespot.types import KINDS  # noqa: F401 (re-exported: the kinds a config decodes)
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-KINDS = ("micro", "macro")
 
 
 class ConfigError(ValueError):
@@ -22,7 +23,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    """Proposal decoding for one expression kind (SPEC section 6), in feature indices."""
+    """Proposal decoding for one expression kind (reference-model.md §6), in feature indices."""
 
     apex_threshold: float = 0.5
     start_range: tuple[int, int] = (2, 7)   # apex - start in [lo, hi]
@@ -46,7 +47,7 @@ class DecodingConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and label settings (SPEC sections 3 and 5)."""
+    """Optimisation and label settings (reference-model.md §3 and §5)."""
 
     epochs: int = 100
     epoch_begin: int = 15

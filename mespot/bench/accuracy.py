@@ -12,7 +12,7 @@ Emission delay: for each ground-truth interval found online (IoU >= 0.5 with an 
 its kind; the best-overlapping one), the frame at which that interval was emitted minus the true
 offset frame, in ms at the stream's fps. This is the algorithmic delay (the stream is processed as
 fast as possible, so the wall clock says nothing); the per-frame processing cost is `spot-bench
-latency`'s. The live bound (issue 4): an interval is decided end_range[1] + model_delay indices
+latency`'s. The live bound (docs/live.md): an interval is decided end_range[1] + model_delay indices
 after its apex at the latest, which bounds the delay after the true offset too.
 
 Renderers: every test video is rendered by each renderer of --renderers (the same timelines, so
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mespot.config import KINDS
+from mespot.errors import InputError
 from mespot.types import Interval
 
 DEFAULT_SEED = 2026          # the test set; validation runs use another seed (docs/model-card.md)
@@ -86,10 +87,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class BenchInputError(ValueError):
-    """Bad bench arguments: one line on stderr, exit 2."""
-
-
 @dataclass(frozen=True)
 class VideoJob:
     """One video to render and stream: an identity index, its seed and whether it has expressions."""
@@ -123,14 +120,9 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
                   folder: str, wide: bool) -> VideoResult:
     """Worker body: render `job` with spot-synth's generator, then run the live pipeline on the file."""
     from mespot.config import load_config
-    from mespot.engine.online import OnlineEngine
     from mespot.engine.runtime import open_runtime
-    from mespot.stream.capture import CaptureThread
-    from mespot.stream.frontend import FrontEnd
-    from mespot.stream.peakpicker import CausalPeakPicker
-    from mespot.stream.pipeline import LivePipeline, PipelineObserver
-    from mespot.stream.sinks import MessageBus
-    from mespot.stream.sources import open_source
+    from mespot.stream.factory import build_pipeline
+    from mespot.stream.pipeline import PipelineObserver
     from mespot.synth.dataset import Framing, generate_dataset
 
     config = load_config(config_spec)
@@ -145,42 +137,36 @@ def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: 
     result.truth_aus = [e["au"] for e in video["expressions"]]
 
     class Recorder(PipelineObserver):
-        """Keeps the frame being processed, the emitted intervals and the online probability rows."""
+        """Keeps every frame's features, the emitted intervals with the frame that emitted them, and
+        the online probability rows. An interval is published before its frame's record (or after
+        the last one, when the run ends), so it waits for the next record or the end."""
 
-        def __init__(self, frontend) -> None:
-            self.frontend = frontend
-            self.current = -1
-            self.rows: list = []
-
-        def process(self, frame):              # stands in for FrontEnd.process, recording its output
-            self.current = frame.index
-            features = self.frontend.process(frame)
-            self.rows.append(features)
-            return features
+        def __init__(self) -> None:
+            self.records: list = []
+            self.pending: list = []
 
         def on_interval(self, interval, message) -> None:
-            result.emitted.append((interval, self.current))
+            self.pending.append(interval)
 
         def on_frame(self, record) -> None:
+            self.records.append(record)
+            result.emitted += [(interval, record.index) for interval in self.pending]
+            self.pending = []
             for index, row in record.probs:
                 result.online_rows[int(index)] = row
 
     runtime = open_runtime(model, "onnx")
-    source = open_source(str(out / "videos" / f"{video['video_name']}.mp4"), target_fps=config.fps)
-    frontend = FrontEnd(fps=config.fps)
-    recorder = Recorder(frontend)
-    pipeline = LivePipeline(CaptureThread(source), recorder, OnlineEngine(runtime), CausalPeakPicker(config),
-                            MessageBus([], stream=job.name), config=config, source=source,
-                            score_rate_hz=0, observers=[recorder])
-    try:
-        summary = pipeline.run()
-    finally:
-        frontend.close()
+    recorder = Recorder()
+    with build_pipeline(str(out / "videos" / f"{video['video_name']}.mp4"), runtime, config=config,
+                        stream=job.name, score_rate_hz=0, observers=[recorder]) as live:
+        summary = live.run()
+    last = recorder.records[-1].index if recorder.records else -1
+    result.emitted += [(interval, last) for interval in recorder.pending]
     result.frames = summary.frames
-    n = max((r.index for r in recorder.rows), default=-1) + 1
+    n = max((r.index for r in recorder.records), default=-1) + 1
     result.features = np.zeros((n, 12, 2), np.float32)
     result.valid = np.zeros(n, bool)
-    for r in recorder.rows:
+    for r in recorder.records:
         result.features[r.index] = r.features
         result.valid[r.index] = r.valid
     return result
@@ -268,7 +254,7 @@ def evaluate_results(results: list[VideoResult], runtime, config) -> dict:
 
 
 def _checks(report: dict) -> list[dict]:
-    """Each issue target with its measured value, pass/miss and by how much."""
+    """Each accuracy target with its measured value, pass/miss and by how much."""
     on, off = report["online"], report["offline"]
     rows = [("overall F1 online >= 0.85", on["overall"]["f1"], TARGETS["overall_f1"], ">="),
             ("micro F1 online >= 0.75", on["micro"]["f1"], TARGETS["micro_f1"], ">="),
@@ -316,7 +302,7 @@ def _print_table(report: dict, meta: dict) -> None:
         for k in KINDS))
     if "distractor_only" in report:
         console.print(f"distractor-only video: {report['distractor_only']['intervals']} interval(s) emitted")
-    checks = Table(title="targets (issue 5)")
+    checks = Table(title="targets")
     for col in ("check", "value", "target", "result"):
         checks.add_column(col)
     for c in report["checks"]:
@@ -378,14 +364,14 @@ def _identities(args) -> list:
     try:
         found = list_identities(spec, size=(640, 480))
     except IdentityError as exc:
-        raise BenchInputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     if faces is None or faces == "all":
         return found
     wanted = [n.strip() for n in faces.split(",") if n.strip()]
     names = [i.name for i in found]
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise BenchInputError(f"--faces {', '.join(unknown)} not among the identities ({', '.join(names)})")
+        raise InputError(f"--faces {', '.join(unknown)} not among the identities ({', '.join(names)})")
     return [i for i in found if i.name in wanted]
 
 
@@ -395,7 +381,7 @@ def _renderers(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in RENDERERS]
     if not names or unknown:
-        raise BenchInputError(f"--renderers {text!r}: choose from {', '.join(RENDERERS)}")
+        raise InputError(f"--renderers {text!r}: choose from {', '.join(RENDERERS)}")
     return names
 
 
@@ -406,9 +392,9 @@ def _compare_models(text: str | None) -> dict[str, str]:
             continue
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
-            raise BenchInputError(f"--compare {item!r}: expected NAME=PATH.onnx")
+            raise InputError(f"--compare {item!r}: expected NAME=PATH.onnx")
         if not Path(path.strip()).is_file():
-            raise BenchInputError(f"--compare {name.strip()}: model not found: {path.strip()}")
+            raise InputError(f"--compare {name.strip()}: model not found: {path.strip()}")
         out[name.strip()] = path.strip()
     return out
 
@@ -446,11 +432,11 @@ def _machine() -> str:
 
 def _validate(args) -> None:
     if args.videos < 1 or args.minutes <= 0 or args.workers < 1:
-        raise BenchInputError("--videos and --workers must be >= 1 and --minutes > 0")
+        raise InputError("--videos and --workers must be >= 1 and --minutes > 0")
     if args.micro_per_min < 0 or args.macro_per_min < 0:
-        raise BenchInputError("--micro-per-min / --macro-per-min must be >= 0")
+        raise InputError("--micro-per-min / --macro-per-min must be >= 0")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise BenchInputError(f"--plot {args.plot} must end in .png")
+        raise InputError(f"--plot {args.plot} must end in .png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -459,6 +445,7 @@ def run(args: argparse.Namespace) -> int:
     from mespot.config import ConfigError, load_config
     from mespot.engine.runtime import RuntimeUnavailable, open_runtime
     from mespot.models import ModelNotFound, default_model_path
+    from mespot.stream.factory import model_frontend, pipeline_config
     from mespot.synth.dataset import video_seeds
     from mespot.synth.timeline import SynthParams
 
@@ -467,12 +454,14 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         model = args.model if args.model is not None else default_model_path("onnx")
         if not Path(model).is_file():
-            raise BenchInputError(f"model not found: {model}")
+            raise InputError(f"model not found: {model}")
         runtime = open_runtime(model, "onnx")
+        pipeline_config(runtime, config)                # the rate and front-end the workers will need
+        model_frontend(runtime, config.fps).close()
         identities = _identities(args)
         renderers = _renderers(args.renderers)
         compare = _compare_models(args.compare)
-    except (BenchInputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
+    except (InputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
         print(f"spot-bench accuracy: {exc}", file=sys.stderr)
         return 2
     base = SynthParams.wide() if args.variety == "wide" else SynthParams()

@@ -5,7 +5,7 @@ a training window make it see each expression at other sizes, mirrored and under
   * amplitude: all flow vectors of a window times one factor, log-uniform in `scale` (face size,
     expression strength and identity vary the flow's size, not its timing);
   * mirror: with probability 1/2 the face is flipped left-right: the mirror ROI pairs are swapped
-    (SPEC 2.1: 0<->5, 1<->4, 2<->3, 8<->10) and every x component is negated;
+    (reference-model.md §2.1: 0<->5, 1<->4, 2<->3, 8<->10) and every x component is negated;
   * noise: Gaussian noise of std `noise` pixels per frame on every component of frames that hold
     features (frames outside the run, all zero, stay zero);
   * node gain and rotation (off by default): each ROI's vectors times its own factor (log-uniform
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# ROI i of the mirrored face is ROI MIRROR_ROIS[i] of the original (SPEC 2.1 mirror pairs; the
+# ROI i of the mirrored face is ROI MIRROR_ROIS[i] of the original (reference-model.md §2.1 mirror pairs; the
 # nose and lip-centre ROIs 6, 7, 9, 11 map to themselves).
 MIRROR_ROIS = np.array([5, 4, 3, 2, 1, 0, 6, 7, 10, 9, 8, 11])
 

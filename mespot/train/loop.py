@@ -1,4 +1,4 @@
-"""The training loop (SPEC 5): AdamW with decay on conv and GCN weights only, ExponentialLR per epoch.
+"""The training loop (reference-model.md §5): AdamW with decay on conv and GCN weights only, ExponentialLR per epoch.
 
 CPU is enough for this 39 K-parameter model; everything runs in the calling thread. The input
 normalisation is computed by the caller from the training features and lives in the model buffers.
@@ -35,7 +35,7 @@ EpochCallback = Callable[[int, AUWGCN, EpochStats], None]
 
 
 def parameter_groups(model: AUWGCN, weight_decay: float) -> list[dict]:
-    """Weight decay on Conv1d weights and the GCN weight; none on biases and BatchNorm (SPEC 5)."""
+    """Weight decay on Conv1d weights and the GCN weight; none on biases and BatchNorm (reference-model.md §5)."""
     decay, no_decay = [], []
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
