@@ -168,11 +168,12 @@ def run(args) -> int:
     import sys
     import tempfile
 
-    from mespot.bench.latency import UsageError, parse_backends
+    from mespot.bench.latency import parse_backends
     from mespot.bench.liveloop import open_bench_runtime, resolve_models
     from mespot.bench.machine import describe_machine, load_average, one_line
     from mespot.engine.runtime.base import RuntimeUnavailable
     from mespot.engine.runtime.precision import PRECISIONS
+    from mespot.errors import InputError
 
     try:
         wanted = [w.strip() for w in args.backend.split(",") if w.strip()]
@@ -180,10 +181,10 @@ def run(args) -> int:
         specs = parse_backends(",".join(runtimes)) if runtimes else []
         specs = [w if w == "incremental" else specs[runtimes.index(w)] for w in wanted]
         if args.precision not in PRECISIONS:
-            raise UsageError(f"--precision {args.precision!r}; valid: {', '.join(PRECISIONS)}")
+            raise InputError(f"--precision {args.precision!r}; valid: {', '.join(PRECISIONS)}")
         if args.max_streams < 1 or args.steps < 2 or args.budget <= 0 or args.threads < 0:
-            raise UsageError("--max-streams >= 1, --steps >= 2, --budget > 0 and --threads >= 0 please")
-    except UsageError as exc:
+            raise InputError("--max-streams >= 1, --steps >= 2, --budget > 0 and --threads >= 0 please")
+    except InputError as exc:
         print(f"spot-bench streams: {exc}", file=sys.stderr)
         return 2
     machine = describe_machine()

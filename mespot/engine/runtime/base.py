@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-N_ROIS = 12
+from mespot.types import N_ROIS
+
 N_LOGITS = 10
 
 

@@ -1,7 +1,7 @@
 """CUDA-graph replay of the model at the online engine's steady-state shapes (torch backend).
 
 On a GPU one eager call of AUW-GCN on an 11-index window is a string of small kernel launches,
-about 1 ms on an H200; replayed as a CUDA graph it takes 0.07 ms (issue 13). A graph has a fixed
+about 1 ms on an H200; replayed as a CUDA graph it takes 0.07 ms (docs/gpu.md). A graph has a fixed
 shape, so `GraphSet` keeps one graph per batch BUCKET at the runtime's window length: a batch of B
 windows runs as full largest buckets plus the remainder zero-padded up to the smallest bucket that
 holds it (`bucket_plan`). Padding rows never reach the caller, and the model treats the rows of a

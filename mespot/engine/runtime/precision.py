@@ -2,7 +2,7 @@
 
   fp32  IEEE float32 in every operation, on every device (the default). PyTorch on NVIDIA GPUs
         since Ampere otherwise runs convolutions in TF32 (10-bit mantissa), which moved the shipped
-        model's probabilities by up to 1.1e-3 against ONNX Runtime on CPU (issue 13).
+        model's probabilities by up to 1.1e-3 against ONNX Runtime on CPU (docs/gpu.md).
   tf32  float32 tensors, TF32 tensor-core arithmetic in convolutions and matrix products (CUDA only).
   fp16  half-precision weights and activations (torch backend; TensorRT builds an FP16 engine).
   bf16  bfloat16 weights and activations (torch backend).

@@ -12,7 +12,7 @@ skip. What it does:
 - one optimisation profile: batch 1..max_batch, time 1..max_frames (opt: batch 1, the online window);
   a shape outside it is a ValueError naming the limits;
 - input/output device buffers are allocated once at the profile maximum and reused;
-- precision (issue 13): TensorRT lets float32 layers use TF32 unless its TF32 builder flag is
+- precision (docs/gpu.md): TensorRT lets float32 layers use TF32 unless its TF32 builder flag is
   cleared, so plans are built without it unless `precision="tf32"`; `precision="fp16"` (or the
   older `fp16=True`) adds the FP16 flag. Its error is checked by `spot-export --format engine`
   against ONNX Runtime, not measured again at open.

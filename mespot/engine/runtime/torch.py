@@ -44,14 +44,15 @@ def _import_torch():
 
 
 def model_metadata(model, *, config: Config, fps: float, window: int | None = None,
-                   source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Metadata of an AUWGCN: its adjacency and normalisation buffers plus config, fps and window."""
+                   source: dict[str, Any] | None = None, frontend: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metadata of an AUWGCN: its adjacency and normalisation buffers plus config, fps, window and
+    the front-end of its training features (None: not known)."""
     from mespot.engine.model import RIGHT_CONTEXT
 
     return build_metadata(
         adjacency=model.adjacency, input_mean=model.input_mean.detach().cpu().tolist(),
         input_std=model.input_std.detach().cpu().tolist(), config=config, fps=fps,
-        right_context=RIGHT_CONTEXT, window=window, source=source)
+        right_context=RIGHT_CONTEXT, window=window, source=source, frontend=frontend)
 
 
 def checkpoint_config(info: dict[str, Any], path: Path | str) -> Config:
@@ -146,12 +147,6 @@ class TorchRuntime(Runtime):
             self.precision_error = report_precision(self.name, device, precision, precision_error(reference, got))
 
     @classmethod
-    def from_model(cls, model, *, config: Config, fps: float, window: int | None = None,
-                   device: str = "cpu", precision: str = "fp32", cuda_graphs: bool | None = None) -> "TorchRuntime":
-        return cls(model, model_metadata(model, config=config, fps=fps, window=window), device,
-                   precision=precision, cuda_graphs=cuda_graphs)
-
-    @classmethod
     def load(cls, path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32",
              cuda_graphs: bool | None = None) -> "TorchRuntime":
         torch = _import_torch()
@@ -163,7 +158,7 @@ class TorchRuntime(Runtime):
         info = checkpoint_info(path)
         config = checkpoint_config(info, path)
         fps = config.fps if info["fps"] is None else float(info["fps"])
-        meta = model_metadata(model, config=config, fps=fps,
+        meta = model_metadata(model, config=config, fps=fps, frontend=info["frontend"],
                               source={"checkpoint": str(path), "epoch": info.get("epoch")})
         return cls(model, meta, device, precision=precision, cuda_graphs=cuda_graphs)
 
