@@ -1,4 +1,4 @@
-"""Every GPU check of issue 13 in one run: fp32 parity, push latency, CUDA graphs, stream capacity.
+"""Every GPU check of the GPU path (docs/gpu.md) in one run: fp32 parity, push latency, CUDA graphs, stream capacity.
 
 Run from the repository root on the GPU machine (about 3-4 minutes on an H200):
 
@@ -9,7 +9,7 @@ mediapipe, OpenCV, ZeroMQ or PyYAML. `--device cpu` runs the same checks on CPU 
 where there is no GPU; the GPU-only ones are then reported as skipped). Every check runs even if an
 earlier one fails; a failure is printed and kept in the JSON with its error.
 
-Checks (targets from issue 13):
+Checks (targets: docs/gpu.md):
   parity     torch fp32 on the device against ONNX Runtime on CPU, shipped model, features at its
              input scale with gaps: offline, online (OnlineEngine per stream) and many-stream
              (MultiStreamEngine); target max |prob diff| <= 1e-5. Beside it, for contrast, the
