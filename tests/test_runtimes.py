@@ -142,3 +142,12 @@ def test_onnx_cuda_request_without_provider_is_clear():
     _, _, onnx_path = model_files()
     with pytest.raises(RuntimeUnavailable, match="no CUDA provider"):
         open_runtime(onnx_path, "onnx", "cuda")
+
+
+def test_a_thread_pool_does_not_spin_between_calls():
+    """Pooled sessions (threads != 1) must leave the cores to the rest of the process between calls."""
+    _, _, onnx_path = model_files()
+    pooled = open_runtime(onnx_path, threads=None).session.get_session_options()
+    assert pooled.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    single = open_runtime(onnx_path, threads=1).session.get_session_options()
+    assert single.intra_op_num_threads == 1
