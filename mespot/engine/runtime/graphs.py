@@ -28,10 +28,15 @@ WARMUP_RUNS = 3          # eager runs on a side stream before capture (cuDNN/cuB
 def bucket_plan(batch: int, buckets: tuple[int, ...] = GRAPH_BUCKETS) -> list[tuple[int, int, int]]:
     """Rows 0..batch-1 as (start, stop, bucket) chunks: full largest buckets first, then the rest
     padded up to the smallest bucket >= its size. `buckets` ascending, all >= 1."""
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
     if not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] < 1:
         raise ValueError(f"buckets must be ascending distinct sizes >= 1, got {buckets}")
+    return _plan(batch, buckets)
+
+
+def _plan(batch: int, buckets: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """bucket_plan without checking the buckets (GraphSet checks them once)."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
     largest = buckets[-1]
     chunks = []
     start = 0
@@ -154,7 +159,7 @@ class GraphSet:
         """(B, frames, 12, 2) float32 -> (B, 10, frames) float32, via one replay per chunk."""
         if x.ndim != 4 or x.shape[1] != self.frames:
             raise ValueError(f"graphs run ({self.frames}-index) windows, got {x.shape}")
-        plan = bucket_plan(len(x), self.buckets)
+        plan = _plan(len(x), self.buckets)
         with self._lock:
             if len(plan) == 1:
                 return self._shape(plan[0][2]).run(x)
