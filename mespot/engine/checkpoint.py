@@ -18,6 +18,7 @@ import torch
 import mespot
 from mespot.config import Config, config_from_dict
 from mespot.engine.model import REFERENCE_MEAN, REFERENCE_STD, AUWGCN
+from mespot.engine.runtime.base import ModelError, first_line
 
 FORMAT = "mespot-auwgcn"
 FORMAT_VERSION = 1
@@ -70,9 +71,9 @@ def _read(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:   # unpickling errors come in many types; name the file once
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"{path}: not a readable torch checkpoint ({first_line(exc)})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
+        raise ModelError(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
     return data
 
 

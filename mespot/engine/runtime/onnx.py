@@ -5,13 +5,13 @@ whose props were stripped by another tool).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from mespot.engine.runtime.base import Runtime, RuntimeUnavailable
-from mespot.engine.runtime.metadata import INPUT_NAME, METADATA_KEY, check_metadata, read_sidecar
+from mespot.engine.runtime.base import ModelError, Runtime, RuntimeUnavailable, first_line
+from mespot.engine.runtime.metadata import (INPUT_NAME, METADATA_KEY, check_metadata, parse_metadata,
+                                            read_sidecar)
 
 
 def _import_onnxruntime():
@@ -32,7 +32,7 @@ class OnnxRuntime(Runtime):
         self.session = session
         inputs = [i.name for i in session.get_inputs()]
         if inputs != [INPUT_NAME]:
-            raise ValueError(f"ONNX model inputs {inputs}, expected [{INPUT_NAME!r}]")
+            raise ModelError(f"ONNX model inputs {inputs}, expected [{INPUT_NAME!r}]")
         self._output_names = [session.get_outputs()[0].name]
 
     @classmethod
@@ -48,10 +48,13 @@ class OnnxRuntime(Runtime):
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:      # InvalidProtobuf, Fail, InvalidGraph, ...: ORT's own types
+            raise ModelError(f"{path}: not a model ONNX Runtime can load ({first_line(exc)})") from None
         props = session.get_modelmeta().custom_metadata_map
         if METADATA_KEY in props:
-            meta = check_metadata(json.loads(props[METADATA_KEY]), str(path))
+            meta = check_metadata(parse_metadata(props[METADATA_KEY], str(path)), str(path))
         else:
             meta = read_sidecar(path)
         return cls(session, meta, device)
