@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# Inside the package, so an installed wheel has them; `configs/` at the repository root is a link to
+# this folder, so paths like configs/live.yaml keep working in a checkout.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 KINDS = ("micro", "macro")
 
 
@@ -142,7 +144,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 def load_config(name_or_path: str | Path) -> Config:
-    """Load a config by path, or by name from the repository's `configs/` folder."""
+    """Load a config by path, or by name from the package's `configs/` folder (mespot/configs)."""
     path = Path(name_or_path)
     if not path.exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
