@@ -183,3 +183,162 @@ def test_corrupt_frame_inside_an_expression_keeps_it_and_adds_nothing(tmp_path):
     assert not [f for f in found if f.kind == "micro" and f.offset >= macro.onset - 10
                 and f.onset <= macro.offset + 10], found
     assert messages[-1]["source"]["gaps"] == 1
+
+
+# -- bad input: exit 2 and one line naming the file or value and the problem ------------------------
+
+def _stripped_onnx(folder, **sidecar_changes):
+    """The shipped ONNX model without its own metadata, so its sidecar is what describes it, and a
+    sidecar with `sidecar_changes` applied (a key -> value, or `text` for the whole file)."""
+    onnx = pytest.importorskip("onnx", reason="writing a model without metadata needs the onnx package")
+    from mespot.models import ModelNotFound, default_model_path
+
+    try:
+        shipped = default_model_path()
+    except ModelNotFound:
+        pytest.skip("no shipped model in this build")
+    model = onnx.load(str(shipped))
+    del model.metadata_props[:]
+    path = folder / "stripped.onnx"
+    onnx.save(model, str(path))
+    meta = json.loads((shipped.parent / (shipped.name + ".json")).read_text())
+    text = sidecar_changes.pop("text", None)
+    meta.update(sidecar_changes)
+    (folder / "stripped.onnx.json").write_text(text if text is not None else json.dumps(meta))
+    return path
+
+
+def _truncated_mp4(folder):
+    path = folder / "whole.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (96, 64))
+    for i in range(30):
+        writer.write(np.full((64, 96, 3), 4 * i, np.uint8))
+    writer.release()
+    cut = folder / "truncated.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return cut
+
+
+# id -> (build the arguments in a tmp folder, what the one line must say)
+BAD_INPUTS = {
+    "random bytes .onnx": (lambda d: ["--model", _write(d / "junk.onnx", np.random.default_rng(0).bytes(4096))],
+                           ["junk.onnx", "not a model ONNX Runtime can load"]),
+    "random bytes .pt": (lambda d: ["--model", _write(d / "junk.pt", np.random.default_rng(1).bytes(4096)),
+                                    "--backend", "torch"],
+                         ["junk.pt", "not a readable torch checkpoint"]),
+    "malformed YAML config": (lambda d: ["--config", _write(d / "bad.yaml", b"fps: [30\ndecoding: {micro: ")],
+                              ["bad.yaml", "not valid YAML"]),
+    "sidecar window 3": (lambda d: ["--model", _stripped_onnx(d, window=3)],
+                         ["stripped.onnx.json", "window 3 must be >= 2*right_context+1 = 11"]),
+    "sidecar config x": (lambda d: ["--model", _stripped_onnx(d, config="x")],
+                         ["stripped.onnx.json", "config must be an object"]),
+    "sidecar not JSON": (lambda d: ["--model", _stripped_onnx(d, text="window: 11\n")],
+                         ["stripped.onnx.json", "not valid JSON"]),
+    "sidecar right_context 2": (lambda d: ["--model", _stripped_onnx(d, right_context=2)],
+                                ["stripped.onnx.json", "disagrees with right_context 2"]),
+    "sidecar right_context and model_delay 3": (
+        lambda d: ["--model", _stripped_onnx(d, right_context=3, config={
+            **load_config("live").to_dict(), "model_delay": 3})],
+        ["stripped.onnx", "right_context 3 disagrees with the model, whose output reaches 5"]),
+    "port 99999": (lambda d: ["--pub", "tcp://127.0.0.1:99999"], ["tcp://127.0.0.1:99999", "port 99999"]),
+    "empty file": (lambda d: ["--source", _write(d / "empty.mp4", b"")], ["empty.mp4", "cannot open video file"]),
+    "truncated mp4": (lambda d: ["--source", _truncated_mp4(d)], ["truncated.mp4", "cannot open video file"]),
+    "text named .mp4": (lambda d: ["--source", _write(d / "notes.mp4", b"not a video\n" * 50)],
+                        ["notes.mp4", "cannot open video file"]),
+    "camera 99": (lambda d: ["--camera", "99"], ["camera 99", "no such camera"]),
+    "record in a missing folder": (lambda d: ["--record", d / "missing" / "x.jsonl"],
+                                   ["x.jsonl", "does not exist"]),
+}
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_line(case, tmp_path):
+    import subprocess
+
+    from live_fakes import free_tcp_endpoint
+
+    build, expected = BAD_INPUTS[case]
+    args = [str(a) for a in build(tmp_path)]
+    if "--pub" not in args:
+        args += ["--pub", free_tcp_endpoint()]
+    if not {"--camera", "--source"} & set(args):
+        args += ["--source", str(tmp_path)]        # not reached: the bad input is refused first
+    record = tmp_path / "run.jsonl"
+    if "--record" not in args:
+        args += ["--record", str(record)]
+    proc = subprocess.run([sys.executable, "-m", "mespot.cli.live", *args, "--no-ui"], capture_output=True,
+                          text=True, timeout=120)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("spot-live: ") and all(e in lines[0] for e in expected), lines[0]
+    assert not record.exists(), "a failed start left a recording behind"
+    assert not (tmp_path / "missing").exists(), "a missing folder was created"
+
+
+def test_tracker_that_cannot_be_built_is_one_line(monkeypatch, tmp_path, capsys):
+    from live_fakes import free_tcp_endpoint
+    from mespot.cli.live import main as live_main
+    from mespot.stream import frontend
+    from mespot.stream.tracker import TrackerError
+
+    def broken(*args, **kwargs):
+        raise TrackerError("FaceLandmarker model 'face.task' not found (a .task file is needed)")
+
+    monkeypatch.setattr(frontend, "FrontEnd", broken)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((64, 96, 3), np.uint8))
+    assert live_main(["--source", str(folder), "--no-ui", "--pub", free_tcp_endpoint(),
+                      "--record", str(tmp_path / "run.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "spot-live: cannot build the face tracker: FaceLandmarker model 'face.task' not found " \
+                  "(a .task file is needed)"
+    assert not (tmp_path / "run.jsonl").exists()
+
+
+def _records(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+@pytest.mark.parametrize("signame,count", [("SIGINT", 2), ("SIGTERM", 3)])
+def test_repeated_signals_while_reconnecting_still_end_with_ended(signame, count, tmp_path):
+    """The stream is cut, the source waits to reconnect, and the user presses Ctrl-C twice (or
+    sends SIGTERM three times): the run still publishes and records its final `ended` status,
+    prints its summary and exits 0."""
+    import signal
+    import subprocess
+
+    from live_fakes import free_tcp_endpoint
+
+    server = MjpegServer(fps=30.0)
+    record = tmp_path / "run.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "mespot.cli.live", "--source", server.url, "--no-ui",
+                             "--record", str(record), "--pub", free_tcp_endpoint()],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(
+                m["topic"] == "status" and m["frames"] > 0 for m in _records(record)):
+            time.sleep(0.1)
+        server.cut()
+        while time.monotonic() < deadline and not any(
+                m["topic"] == "status" and m["source"]["last_frame_age_s"] > 0.5 for m in _records(record)):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        for _ in range(count):                    # back to back: all arrive before the run can end
+            proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        server.close()
+    assert proc.returncode == 0, err
+    assert ": ended;" in out
+    last = _records(record)[-1]
+    assert last["topic"] == "status" and last["state"] == "ended"

@@ -178,9 +178,13 @@ class LivePipeline:
         self._last_scores_at = 0.0
         self.summary: RunSummary | None = None
 
-    def stop(self) -> None:
-        """Ask the loop to finish (thread-safe); pending intervals are still decided and published."""
+    def stop(self, *, wait_for_source: bool = True) -> None:
+        """Ask the loop to finish (thread-safe); pending intervals are still decided and published,
+        then the final status. `wait_for_source=False` also stops waiting for a capture thread
+        blocked in a read (its `abandon()`), so the run ends at once, final status included."""
         self._stop.set()
+        if not wait_for_source and hasattr(self.capture, "abandon"):
+            self.capture.abandon()
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> RunSummary:
