@@ -342,3 +342,14 @@ def test_repeated_signals_while_reconnecting_still_end_with_ended(signame, count
     assert ": ended;" in out
     last = _records(record)[-1]
     assert last["topic"] == "status" and last["state"] == "ended"
+
+
+def test_dashboard_header_names_the_source_faults():
+    from mespot.stream.dashboard import Dashboard
+
+    board = Dashboard(title="t", thresholds={"micro": 0.5, "macro": 0.5})
+    status = {"state": "running", "fps": 30.0, "frames": 10, "dropped": {"capture": 0, "publish": 0},
+              "source": {"healthy": False, "gaps": 3, "duplicates": 2, "frozen": 1, "reconnects": 0}}
+    assert board._header(status, True).plain.endswith("source stalled  3 gaps, 2 duplicates, 1 frozen")
+    status["source"] = {"healthy": True, "gaps": 0}
+    assert board._header(status, True).plain.endswith("source ok")
