@@ -212,9 +212,9 @@ class VideoFileSource(Source):
                 t_file = (t_prev + (1 + failures) / self.fps) if np.isfinite(t_prev) else 0.0
             if t0_file is None:
                 t0_file = t_file
+            self._stats["errors"] += failures
             if failures and np.isfinite(t_prev):
                 # The damaged packets were frames: gaps spread evenly between their neighbours.
-                self._stats["errors"] += failures
                 for k in range(failures):
                     t_gap = t_prev + (t_file - t_prev) * (k + 1) / (failures + 1)
                     yield self._gap(position - failures + k, t_gap - t0_file)
