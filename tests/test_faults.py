@@ -317,10 +317,17 @@ def test_repeated_signals_while_reconnecting_still_end_with_ended(signame, count
 
     from live_fakes import free_tcp_endpoint
 
+    from mespot.client import Subscriber
+
     server = MjpegServer(fps=30.0)
     record = tmp_path / "run.jsonl"
+    endpoint = free_tcp_endpoint()
+    received: list = []
+    subscriber = Subscriber(endpoint, topics=("status",), timeout=60.0, until_ended=True)
+    listener = threading.Thread(target=lambda: received.extend(subscriber))
+    listener.start()
     proc = subprocess.Popen([sys.executable, "-m", "mespot.cli.live", "--source", server.url, "--no-ui",
-                             "--record", str(record), "--pub", free_tcp_endpoint()],
+                             "--record", str(record), "--pub", endpoint],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -335,13 +342,16 @@ def test_repeated_signals_while_reconnecting_still_end_with_ended(signame, count
         for _ in range(count):                    # back to back: all arrive before the run can end
             proc.send_signal(getattr(signal, signame))
         out, err = proc.communicate(timeout=60)
+        listener.join(60)
     finally:
         proc.kill()
         server.close()
+        subscriber.close()
     assert proc.returncode == 0, err
     assert ": ended;" in out
     last = _records(record)[-1]
     assert last["topic"] == "status" and last["state"] == "ended"
+    assert received and received[-1] == last, "the bus's last message is not the recording's"
 
 
 def test_dashboard_header_names_the_source_faults():
