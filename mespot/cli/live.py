@@ -177,6 +177,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
     from mespot.stream.pipeline import LivePipeline
     from mespot.stream.sinks import MessageBus
     from mespot.stream.sources import SourceError, open_source
+    from mespot.stream.tracker import TrackerError
 
     try:
         # A person watching the demo's dashboard sees it at the clip's own pace.
@@ -185,8 +186,6 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
     except SourceError as exc:
         raise UsageError(str(exc)) from None
     stream = _stream_id(args, spec)
-    from mespot.stream.tracker import TrackerError
-
     with err.status(f"loading the face tracker and warming up {runtime.name}..."):
         try:
             frontend = FrontEnd(fps=config.fps)
