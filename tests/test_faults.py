@@ -4,23 +4,24 @@ signals, and every bad input answered with exit 2 and one line."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
 
-from live_fakes import TableEngine, planted_probs
+from live_fakes import TableEngine, free_tcp_endpoint, planted_probs
 from mespot.config import load_config
 from mespot.stream.capture import CaptureThread
 from mespot.stream.peakpicker import CausalPeakPicker
 from mespot.stream.pipeline import LivePipeline
 from mespot.stream.sinks import JsonlRecorder, MessageBus
 from mespot.stream.sources import open_source
-from mespot.types import Frame, FrameFeatures
+from mespot.types import Frame, FrameFeatures, Interval
 
 from mjpeg_server import MjpegServer
 
@@ -151,7 +152,6 @@ def test_stream_frozen_by_a_resolution_change_is_reported_and_reopened(tmp_path)
 def test_corrupt_frame_inside_an_expression_keeps_it_and_adds_nothing(tmp_path):
     """A folder of a generated clip whose frame at the planted macro's apex is unreadable: the
     macro is still found (IoU >= 0.5) and no micro appears around the gap."""
-    from live_fakes import free_tcp_endpoint
     from mespot.cli.live import MATCH_IOU, demo_matches
     from mespot.cli.live import main as live_main
     from mespot.synth.identities import list_identities
@@ -175,7 +175,6 @@ def test_corrupt_frame_inside_an_expression_keeps_it_and_adds_nothing(tmp_path):
     assert live_main(["--source", str(folder), "--no-ui", "--record", str(record),
                       "--pub", free_tcp_endpoint()]) == 0
     messages = [json.loads(line) for line in record.read_text().splitlines()]
-    from mespot.types import Interval
     found = [Interval(m["kind"], m["onset_frame"], m["apex_frame"], m["offset_frame"], m["score"])
              for m in messages if m["topic"] == "interval"]
     [(_, best, iou)] = demo_matches([macro], found)
@@ -258,9 +257,6 @@ def _write(path, data: bytes):
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_exits_2_with_one_line(case, tmp_path):
-    import subprocess
-
-    from live_fakes import free_tcp_endpoint
 
     build, expected = BAD_INPUTS[case]
     args = [str(a) for a in build(tmp_path)]
@@ -281,7 +277,6 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
 
 
 def test_tracker_that_cannot_be_built_is_one_line(monkeypatch, tmp_path, capsys):
-    from live_fakes import free_tcp_endpoint
     from mespot.cli.live import main as live_main
     from mespot.stream import frontend
     from mespot.stream.tracker import TrackerError
@@ -312,10 +307,6 @@ def test_repeated_signals_while_reconnecting_still_end_with_ended(signame, count
     """The stream is cut, the source waits to reconnect, and the user presses Ctrl-C twice (or
     sends SIGTERM three times): the run still publishes and records its final `ended` status,
     prints its summary and exits 0."""
-    import signal
-    import subprocess
-
-    from live_fakes import free_tcp_endpoint
 
     from mespot.client import Subscriber
 
