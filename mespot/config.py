@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
+from mespot.types import KINDS  # noqa: F401 (re-exported: the kinds a config decodes)
+
 # Inside the package, so an installed wheel has them; `configs/` at the repository root is a link to
 # this folder, so paths like configs/live.yaml keep working in a checkout.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-KINDS = ("micro", "macro")
 
 
 class ConfigError(ValueError):
@@ -24,7 +25,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DecodingConfig:
-    """Proposal decoding for one expression kind (SPEC section 6), in feature indices."""
+    """Proposal decoding for one expression kind (reference-model.md §6), in feature indices."""
 
     apex_threshold: float = 0.5
     start_range: tuple[int, int] = (2, 7)   # apex - start in [lo, hi]
@@ -48,7 +49,7 @@ class DecodingConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and label settings (SPEC sections 3 and 5)."""
+    """Optimisation and label settings (reference-model.md §3 and §5)."""
 
     epochs: int = 100
     epoch_begin: int = 15
@@ -68,6 +69,8 @@ class TrainConfig:
     augment: bool = False
     augment_scale: tuple[float, float] = (0.6, 1.6)   # per-window amplitude factor, log-uniform
     augment_noise: float = 0.005                      # Gaussian noise std, pixels per frame
+    augment_node_gain: float = 1.0                    # per-ROI factor in [1/g, g], log-uniform; 1 = off
+    augment_rotate_deg: float = 0.0                   # per-ROI rotation within +-deg; 0 = off
 
     def __post_init__(self) -> None:
         lo, hi = self.augment_scale
@@ -76,6 +79,9 @@ class TrainConfig:
         object.__setattr__(self, "augment_scale", (float(lo), float(hi)))
         if self.augment_noise < 0:
             raise ConfigError(f"train.augment_noise must be >= 0, got {self.augment_noise}")
+        if self.augment_node_gain < 1.0 or not 0.0 <= self.augment_rotate_deg <= 180.0:
+            raise ConfigError(f"train.augment_node_gain must be >= 1 and train.augment_rotate_deg in "
+                              f"0..180, got {self.augment_node_gain} and {self.augment_rotate_deg}")
         if self.fixed_epoch >= self.epochs:
             raise ConfigError(f"train.fixed_epoch {self.fixed_epoch} must be < train.epochs {self.epochs}")
         if self.context < 5:

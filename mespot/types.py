@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 N_ROIS = 12
+KINDS = ("micro", "macro")
+
+
+def check_kind(kind: str, owner: str) -> None:
+    """The one check every interval record makes of its kind."""
+    if kind not in KINDS:
+        raise ValueError(f"{owner}.kind must be micro or macro, got {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,8 @@ class FrameFeatures:
 
 @dataclass(frozen=True)
 class Interval:
-    """A spotted (or annotated) expression: inclusive frame range with its apex."""
+    """A spotted (or annotated) expression: inclusive frame range with its apex. Every interval
+    record of the project (Annotation, Prediction, TrainInterval) names its ends onset and offset."""
 
     kind: str                  # "micro" | "macro"
     onset: int
@@ -60,8 +68,7 @@ class Interval:
     score: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("micro", "macro"):
-            raise ValueError(f"Interval.kind must be micro or macro, got {self.kind!r}")
+        check_kind(self.kind, "Interval")
         if self.offset < self.onset:
             raise ValueError(f"Interval offset {self.offset} < onset {self.onset}")
 

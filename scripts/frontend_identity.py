@@ -36,9 +36,6 @@ class _RecordOrReplay(Tracker):
         self.meshes = [] if meshes is None else meshes
         self._next = 0
 
-    def _faces(self, rgb):
-        raise NotImplementedError("track() is overridden")
-
     def track(self, image_bgr):
         if self._real is not None:
             mesh = self._real.track(image_bgr)

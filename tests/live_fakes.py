@@ -7,7 +7,6 @@ final when feature j+delay arrives; a gap, an index jump or flush() emits the ru
 """
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
@@ -15,12 +14,6 @@ import numpy as np
 from mespot.config import KINDS
 from mespot.engine.probs import kind_columns
 from mespot.types import Frame, FrameFeatures
-
-
-def free_tcp_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 class ListCapture:
@@ -58,7 +51,7 @@ class TableFrontEnd:
 
     def process(self, frame: Frame) -> FrameFeatures:
         ok = bool(self.valid[frame.index])
-        return FrameFeatures(index=frame.index, features=np.zeros((12, 2), np.float32), valid=ok,
+        return FrameFeatures(index=frame.index, features=np.full((12, 2), frame.index, np.float32), valid=ok,
                              t_source=frame.t_source, t_monotonic=frame.t_monotonic,
                              roi_centres=np.zeros((12, 2), np.float32) if ok else None,
                              stage_ms={"landmarks": 1.0, "align": 0.5, "flow": 2.0, "roi": 0.25})

@@ -50,7 +50,7 @@ def test_reproduces_the_casme2_prior(shared_path):
 
 
 def test_samm_csv_does_not_give_the_samm_prior(shared_path):
-    # SPEC 2.5: samm.npy was built from another label file; the builder must not pretend otherwise.
+    # reference-model.md §2.5: samm.npy was built from another label file; the builder must not pretend otherwise.
     ann = load_annotations(shared_path("data", "annotations", "samm_lv_25fps.csv"))
     shipped = np.load(shared_path("data", "adjacency", "samm.npy"))
     assert np.abs(build_adjacency(ann) - shipped).max() > 1e-3

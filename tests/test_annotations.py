@@ -29,7 +29,7 @@ def test_rows_kept_as_stored_and_oddities_listed(tmp_path):
                           "s02,s02_b,40,50,45,1,25\n"    # apex > end
                           "s02,s02_b,50,52,60,1,26\n")   # clean
     ann = load_annotations(path)
-    assert [(a.start, a.apex, a.end) for a in ann.rows] == [
+    assert [(a.onset, a.apex, a.offset) for a in ann.rows] == [
         (10, 15, 0), (20, 0, 30), (5, -1, 9), (0, 4, 8), (40, 50, 45), (50, 52, 60)]
     assert [a.kind for a in ann.rows] == ["macro", "micro", "micro", "macro", "macro", "macro"]
     assert [a.type_idx for a in ann.rows] == [1, 2, 2, 1, 1, 1]
@@ -88,7 +88,7 @@ def test_training_interval_repairs():
 
 
 def test_training_interval_fixes_unknown_apex():
-    # The reference writes apex -1 on the last index (SPEC 10.6); the fix uses the midpoint.
+    # The reference writes apex -1 on the last index (reference-model.md §10.6); the fix uses the midpoint.
     assert training_interval(_row(11, -1, 26), 500) == (11, 18, 26)
 
 
@@ -97,7 +97,7 @@ def test_real_casme2_oddities(shared_path):
     assert (len(ann.rows), len(ann.subjects()), len(ann.videos())) == (357, 22, 95)
     counts = ann.issue_counts()
     assert counts == {"end 0": 44, "apex 0": 1, "apex > end": 3}
-    assert all(a.kind == "macro" for a in ann.rows if a.end == 0)
+    assert all(a.kind == "macro" for a in ann.rows if a.offset == 0)
     assert sum(a.kind == "micro" for a in ann.rows) == 57
 
 
@@ -105,6 +105,6 @@ def test_real_samm_oddities(shared_path):
     ann = load_annotations(shared_path("data", "annotations", "samm_lv_25fps.csv"))
     assert (len(ann.rows), len(ann.subjects()), len(ann.videos())) == (502, 30, 147)
     assert ann.issue_counts() == {"start 0": 12, "apex -1": 6}
-    assert all(a.kind == "macro" for a in ann.rows if a.start == 0)
+    assert all(a.kind == "macro" for a in ann.rows if a.onset == 0)
     assert all(training_interval(a, 10_000)[0] <= training_interval(a, 10_000)[1]
                for a in ann.rows if a.apex == -1)

@@ -39,10 +39,20 @@ def test_tiny_run_writes_well_formed_json(tmp_path, capsys):
     assert planted["micro"] + planted["macro"] > 0
     assert printed["offline"]["overall"]["m"] == printed["online"]["overall"]["m"]
     assert set(printed["delay_ms"]) >= {"p50", "p90", "max"}
-    assert printed["distractor_only"]["videos"] == 1
+    assert printed["distractor_only"]["videos"] == 2           # one per renderer
+    assert printed["set"]["renderers"] == ["gaussian", "piecewise"] and printed["set"]["variety"] == "wide"
+    cross = printed["cross_renderer"]
+    assert set(cross["model"]) == {"gaussian", "piecewise"} and any(k.startswith("motion baseline") for k in cross)
+    # the matrix scores the recorded features with the picker's rule: it must equal the live output
+    assert sum(c["scores"]["overall"]["tp"] for c in cross["model"].values()) == printed["online"]["overall"]["tp"]
+    assert sum(c["scores"]["overall"]["n"] for c in cross["model"].values()) == printed["online"]["overall"]["n"]
+    families = cross["model"]["gaussian"]["families"]
+    assert sum(f["total"] for f in families.values()) >= 1
     assert printed["online_offline_max_abs_prob_diff"] < 1e-4
     assert set(printed["online_by_face"]) == {"astronaut"}
     assert printed["online_by_face"]["astronaut"] == printed["online"]
+    assert bench_main(["accuracy", "--renderers", "gaussian,nope"]) == 2
+    assert "--renderers" in capsys.readouterr().err
     assert {c["check"] for c in printed["checks"]} and all(isinstance(c["pass"], bool) for c in printed["checks"])
     assert plot.stat().st_size > 10_000
 

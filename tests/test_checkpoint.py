@@ -19,7 +19,7 @@ def _bn_params(rng, n):
 
 
 def _authors_state(seed: int = 0, adjacency=None) -> dict[str, np.ndarray]:
-    """Random weights under the reference's module names (SPEC 4), float64 numpy."""
+    """Random weights under the reference's module names (reference-model.md §4), float64 numpy."""
     rng = np.random.default_rng(seed)
     s = {"graph_embedding.0.gc1.weight": rng.uniform(-0.25, 0.25, (2, 16)),
          "graph_embedding.0.gc1.bias": rng.uniform(-0.25, 0.25, 16),
@@ -57,7 +57,7 @@ def _bn(x, s, prefix, axis):
 
 
 def _reference_forward(s, features):
-    """SPEC 4 in plain numpy for one sequence (T, 12, 2) -> logits (10, T)."""
+    """reference-model.md §4 in plain numpy for one sequence (T, 12, 2) -> logits (10, T)."""
     x = (features - np.array(REFERENCE_MEAN)) / np.array(REFERENCE_STD)
     h = s["graph_embedding.0.gc1.adj"] @ (x @ s["graph_embedding.0.gc1.weight"]) + s["graph_embedding.0.gc1.bias"]
     h = np.maximum(_bn(h, s, "graph_embedding.0.bn1.", axis=2), 0)      # (T, 12, 16)

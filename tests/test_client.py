@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from live_fakes import ListCapture, TableEngine, TableFrontEnd, free_tcp_endpoint, planted_probs
+from helpers import free_tcp_endpoint
+from live_fakes import ListCapture, TableEngine, TableFrontEnd, planted_probs
 from mespot.cli.sub import main as sub_main
 from mespot.client import ProtocolError, Subscriber
 from mespot.config import load_config

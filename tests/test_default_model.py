@@ -100,3 +100,23 @@ def test_model_card_says_what_it_is_and_is_not():
     for name in ("CAS(ME)", "SAMM", "spot-extract", "spot-train", "spot-bench accuracy"):
         assert name in card, name
     assert Path(REPO_ROOT / "scripts" / "make_default_model.sh").is_file()
+
+
+def test_shipped_files_name_the_default_front_end_they_were_trained_with():
+    """The features of the shipped model came from the default front-end (docs/model-card.md); the
+    ONNX file, its sidecar and the checkpoint say so, so spot-live builds exactly that one."""
+    from mespot.engine.runtime import open_runtime
+    from mespot.stream.frontend import FrontEnd
+
+    default = FrontEnd(30.0)
+    try:
+        expected = json.loads(json.dumps(default.config()))
+    finally:
+        default.close()
+    assert expected["head_motion"] == "similarity-no-g" and expected["reflow_px"] == 0.25
+    assert json.loads((MODEL_DIR / "default.onnx.json").read_text())["frontend"] == expected
+    assert open_runtime(MODEL_DIR / "default.onnx", "onnx").metadata["frontend"] == expected
+    pytest.importorskip("torch")
+    from mespot.engine.checkpoint import checkpoint_info
+
+    assert checkpoint_info(MODEL_DIR / "default.pt")["frontend"] == expected

@@ -1,28 +1,11 @@
 """spot-extract: one source, a dataset tree (parallel, resumable), and bad input (exit 2)."""
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import pytest
 
+from helpers import write_image_folder, write_video
 from mespot.cli.extract import find_videos, main
 from mespot.featurefile import load_features
-
-
-def _video(path, n: int = 12, fps: float = 30.0, size=(96, 64)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(n):
-        writer.write(np.full((size[1], size[0], 3), 20 + 5 * i, np.uint8))
-    writer.release()
-    return path
-
-
-def _folder(path, n: int = 5):
-    path.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        cv2.imwrite(str(path / f"f_{i}.png"), np.full((64, 96, 3), 40 + 5 * i, np.uint8))
-    return path
 
 
 def test_single_source_writes_a_feature_file(shared_path, tmp_path):
@@ -35,7 +18,7 @@ def test_single_source_writes_a_feature_file(shared_path, tmp_path):
 
 
 def test_fps_comes_from_the_config_unless_given(tmp_path):
-    clip = _video(tmp_path / "clip.avi", n=25, fps=25.0)
+    clip = write_video(tmp_path / "clip.avi", n=25, fps=25.0)
     assert main([str(clip), "-o", str(tmp_path / "a.npz"), "--config", "samm", "--quiet"]) == 0
     assert main([str(clip), "-o", str(tmp_path / "b.npz"), "--fps", "50", "--quiet"]) == 0
     a, b = load_features(tmp_path / "a.npz"), load_features(tmp_path / "b.npz")
@@ -48,9 +31,9 @@ def test_fps_comes_from_the_config_unless_given(tmp_path):
 
 def test_dataset_tree_parallel_and_resumable(tmp_path):
     data = tmp_path / "data"
-    _video(data / "s1" / "v_10.avi")
-    _video(data / "s1" / "v_2.avi", n=8)
-    _folder(data / "s2" / "seq_a")
+    write_video(data / "s1" / "v_10.avi", 12)
+    write_video(data / "s1" / "v_2.avi", n=8)
+    write_image_folder(data / "s2" / "seq_a", 5)
     assert [p.name for p in find_videos(data)] == ["v_2.avi", "v_10.avi", "seq_a"]
     out = tmp_path / "features"
     assert main([str(data), "-o", str(out), "--workers", "2", "--quiet"]) == 0
@@ -74,8 +57,8 @@ def test_dataset_tree_parallel_and_resumable(tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     (tmp_path / "text.mp4").write_text("not a video")
-    _video(tmp_path / "clip.avi", n=3)
-    _video(tmp_path / "data" / "v.avi", n=3)
+    write_video(tmp_path / "clip.avi", n=3)
+    write_video(tmp_path / "data" / "v.avi", n=3)
     code = main([a.format(tmp=tmp_path) for a in argv] + ["--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2

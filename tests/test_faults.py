@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 
-from live_fakes import TableEngine, free_tcp_endpoint, planted_probs
 from mespot.config import load_config
 from mespot.stream.capture import CaptureThread
 from mespot.stream.peakpicker import CausalPeakPicker
@@ -23,6 +22,8 @@ from mespot.stream.sinks import JsonlRecorder, MessageBus
 from mespot.stream.sources import open_source
 from mespot.types import Frame, FrameFeatures, Interval
 
+from helpers import free_tcp_endpoint, write_image_folder
+from live_fakes import TableEngine, planted_probs
 from mjpeg_server import MjpegServer
 
 
@@ -104,6 +105,20 @@ def test_longer_gap_ends_the_run(tmp_path):
     pushed, valid, _ = _run_loop({20, 21, 22}, tmp_path)
     assert [i for i, v, _ in pushed if not v] == [20, 21, 22]
     assert [i for i, v in sorted(valid.items()) if not v] == [20, 21, 22]
+
+
+def test_the_factory_pipeline_holds_back_what_its_front_end_bridges(tmp_path):
+    """spot-live and the benchmarks get the bridge through the one factory, not only hand-built loops."""
+    from mespot.engine.runtime import open_runtime
+    from mespot.models import default_model_path
+    from mespot.stream.factory import build_pipeline
+    from mespot.stream.frontend import BRIDGE_GAPS
+
+    runtime = open_runtime(default_model_path("onnx"), "onnx")
+    with build_pipeline(str(write_image_folder(tmp_path / "seq", 3)), runtime) as live:
+        assert live.frontend.bridge_gaps == BRIDGE_GAPS > 0
+        assert live.pipeline._bridge_gaps == BRIDGE_GAPS
+    live.source.close()
 
 
 def test_stream_frozen_by_a_resolution_change_is_reported_and_reopened(tmp_path):
@@ -239,6 +254,11 @@ BAD_INPUTS = {
         lambda d: ["--model", _stripped_onnx(d, right_context=3, config={
             **load_config("live").to_dict(), "model_delay": 3})],
         ["stripped.onnx", "right_context 3 disagrees with the model, whose output reaches 5"]),
+    "sidecar frontend x": (lambda d: ["--model", _stripped_onnx(d, frontend="x")],
+                           ["stripped.onnx.json", "frontend must be an object"]),
+    "sidecar frontend incomplete": (lambda d: ["--model", _stripped_onnx(d, frontend={"flow": "dis"}),
+                                               "--source", write_image_folder(d / "seq", 2)],
+                                    ["model ", "stripped.onnx", "front-end description is incomplete"]),
     "port 99999": (lambda d: ["--pub", "tcp://127.0.0.1:99999"], ["tcp://127.0.0.1:99999", "port 99999"]),
     "empty file": (lambda d: ["--source", _write(d / "empty.mp4", b"")], ["empty.mp4", "cannot open video file"]),
     "truncated mp4": (lambda d: ["--source", _truncated_mp4(d)], ["truncated.mp4", "cannot open video file"]),
@@ -278,13 +298,13 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
 
 def test_tracker_that_cannot_be_built_is_one_line(monkeypatch, tmp_path, capsys):
     from mespot.cli.live import main as live_main
-    from mespot.stream import frontend
+    from mespot.stream import frontconfig
     from mespot.stream.tracker import TrackerError
 
     def broken(*args, **kwargs):
         raise TrackerError("FaceLandmarker model 'face.task' not found (a .task file is needed)")
 
-    monkeypatch.setattr(frontend, "FrontEnd", broken)
+    monkeypatch.setattr(frontconfig, "FrontEnd", broken)     # where the factory builds it
     folder = tmp_path / "frames"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), np.zeros((64, 96, 3), np.uint8))

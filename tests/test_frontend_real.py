@@ -5,28 +5,20 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import read_frames, shared_media
 from mespot.featurefile import valid_runs
-from mespot.paths import shared_file
 from mespot.stream.frontend import STAGES, FrontEnd, extract_features
 from mespot.types import Frame
-from video_frames import read_frames
-
-
-def _media(name: str):
-    path = shared_file("media", name)
-    if path is None:
-        pytest.skip(f"reference file shared/media/{name} not present (set MESPOT_SHARED)")
-    return path
 
 
 @pytest.fixture(scope="module")
 def single_face():
-    return extract_features(str(_media("single_face.mp4")), fps=30.0)
+    return extract_features(str(shared_media("single_face.mp4")), fps=30.0)
 
 
 @pytest.fixture(scope="module")
 def single_face_frames():
-    return read_frames(_media("single_face.mp4"))
+    return read_frames(shared_media("single_face.mp4"))
 
 
 def _frame(i: int, image, t: float | None = None) -> Frame:
@@ -50,9 +42,9 @@ def test_smile_shows_as_a_rise_of_the_mouth_corners(single_face):
     smile = corners[16:23].mean()
     assert smile > 3.0 * neutral, f"mouth corners: smile {smile:.3f} vs neutral {neutral:.3f}"
     # The motion is at the mouth, not everywhere: the nose-side and brow nodes move much less. (A real
-    # smile raises the cheeks too: with only SPEC 2.2's g the nose nodes read 0.14 px here, 3.4x below
-    # the corners, because g, taken in the nose box, removed some of that motion from every node; with
-    # the similarity fit alone they read 0.20 px, 2.4x below.)
+    # smile raises the cheeks too: with only the reference's g (reference-model.md §2.2) the nose nodes
+    # read 0.14 px here, 3.4x below the corners, because g, taken in the nose box, removed some of that
+    # motion from every node; with the similarity fit alone they read 0.20 px, 2.4x below.)
     assert smile > 2.0 * mag[16:23, [6, 7]].mean()
     assert smile > 2.0 * mag[16:23, 0:6].mean()
 
@@ -102,7 +94,7 @@ def _source_times(path) -> np.ndarray:
 
 @pytest.mark.parametrize("name", sorted(FACE_FRAMES))
 def test_valid_only_where_a_face_is_visible(name):
-    path = _media(name)
+    path = shared_media(name)
     ff = extract_features(str(path), fps=30.0)
     times = _source_times(path)
     first, last = FACE_FRAMES[name]

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import read_frames
 from mespot.stream.landmarks import ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG, mesh_indices
 from mespot.stream.meshmodel import INPUT_SIZE, Roi, roi_from_landmarks, roi_to_input_matrix
 from mespot.stream.tracker import MeshModelTracker, make_tracker
-from video_frames import read_frames
 
 # The mesh points the front-end uses (ROI centres, alignment, head-motion box).
 USED = np.unique(mesh_indices(tuple(set(ROI_IBUG) | set(ALIGN_IBUG) | set(INNER_EYE_IBUG) | set(NOSE_BOX_IBUG))))

@@ -1,4 +1,4 @@
-"""The reference's losses on hand-computed values (SPEC 5)."""
+"""The reference's losses on hand-computed values (reference-model.md §5)."""
 from __future__ import annotations
 
 import math
@@ -44,7 +44,7 @@ def test_start_end_loss_is_finite_where_softmax_underflows():
 
 
 def test_class_weights_follow_the_target_device():
-    """FIX (SPEC 10.2): no CPU table indexed by a tensor on another device (meta stands in for GPU)."""
+    """FIX (reference-model.md §10.2): no CPU table indexed by a tensor on another device (meta stands in for GPU)."""
     logits = torch.zeros(2, 3, 5, device="meta")
     target = torch.zeros(2, 5, dtype=torch.long, device="meta")
     assert start_end_focal_loss(logits, target).device.type == "meta"

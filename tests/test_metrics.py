@@ -126,7 +126,7 @@ def test_malformed_prediction_rows(tmp_path, body, message):
 
 def test_ground_truth_scored_against_itself(shared_path):
     ann = load_annotations(shared_path("data", "annotations", "casme2.csv"))
-    as_preds = [Prediction(a.video, a.start, a.end, 1.0, a.kind) for a in ann.rows]
+    as_preds = [Prediction(a.video, a.onset, a.offset, 1.0, a.kind) for a in ann.rows]
     r = evaluate(ann.rows, as_preds, "megc")
     assert (r["micro"]["tp"], r["micro"]["m"]) == (57, 57)
     assert (r["macro"]["tp"], r["macro"]["m"]) == (300 - 44, 300)   # end 0 rows never match
@@ -140,7 +140,7 @@ def _best_assignment(gts, preds):
     slots = list(range(len(preds))) + [None] * len(gts)
     best = 0
     for choice in permutations(slots, len(gts)):
-        hits = sum(j is not None and iou((g.start, g.end), (preds[j].start, preds[j].end), "megc") >= 0.5
+        hits = sum(j is not None and iou((g.onset, g.offset), (preds[j].onset, preds[j].offset), "megc") >= 0.5
                    for g, j in zip(gts, choice))
         best = max(best, hits)
     return best

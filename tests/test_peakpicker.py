@@ -7,7 +7,7 @@ import pytest
 from live_fakes import planted_probs, random_probs
 from mespot.config import Config, load_config
 from mespot.engine.probs import COL
-from mespot.eval.proposals import propose_at_apex
+from mespot.intervals import propose_at_apex
 from mespot.stream.peakpicker import CausalPeakPicker, decode_offline_same_rule
 from mespot.types import Interval
 

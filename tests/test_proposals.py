@@ -1,4 +1,4 @@
-"""Proposal decoding and NMS (SPEC 6) on hand-made probability tables."""
+"""Proposal decoding and NMS (reference-model.md §6) on hand-made probability tables."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -156,7 +156,7 @@ def test_reference_segments_clip_the_search_and_shift_by_one():
 
 
 def _brute_force(p, kind, dec, lo, hi):
-    """An independent reading of SPEC 6 steps 1-5 with numpy, for random tables."""
+    """An independent reading of reference-model.md §6 steps 1-5 with numpy, for random tables."""
     cs, ce, _, ca = kind_columns(kind)
     out = []
     for a in range(lo, hi):

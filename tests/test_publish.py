@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from live_fakes import free_tcp_endpoint
+from helpers import free_tcp_endpoint
 from mespot.stream.messages import SCHEMA_VERSION, FrameStamp, interval_message
 from mespot.stream.sinks import JsonlRecorder, MessageBus, PublishError, ZmqPublisher
 from mespot.types import Interval

@@ -2,7 +2,6 @@
 stream that is cut and restored, broken input, and sources that cannot be opened."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -17,48 +16,24 @@ from mespot.stream.sources import (ImageFolderSource, LiveSource, SourceError, V
                                    open_source)
 from mespot.types import Frame
 
+from helpers import free_port, number_of, numbered_image, write_image_folder, write_video
 from mjpeg_server import MjpegServer
 
 
-def _numbered(i: int, size=(96, 64)) -> np.ndarray:
-    """An image whose mean grey level encodes i (survives JPEG/MJPEG compression to +-2)."""
-    w, h = size
-    return np.full((h, w, 3), 10 + 2 * (i % 120), np.uint8)
-
-
-def _number_of(image: np.ndarray) -> int:
-    return int(round((float(image.mean()) - 10) / 2))
-
-
-def _write_video(path, n: int, fps: float, size=(96, 64)):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(n):
-        writer.write(_numbered(i, size))
-    writer.release()
-    return path
-
-
-def _write_folder(folder, n: int, names=lambda i: f"img_{i}.png"):
-    folder.mkdir(exist_ok=True)
-    for i in range(n):
-        cv2.imwrite(str(folder / names(i)), _numbered(i))
-    return folder
-
-
 def test_video_file_reads_every_frame_with_file_timestamps(tmp_path):
-    path = _write_video(tmp_path / "clip.avi", 20, 30.0)
+    path = write_video(tmp_path / "clip.avi", 20, 30.0)
     with open_source(str(path)) as src:
         assert isinstance(src, VideoFileSource) and not src.is_live
         assert src.fps == pytest.approx(30.0) and src.duration_s == pytest.approx(20 / 30)
         frames = list(src)
     assert [f.index for f in frames] == list(range(20))
-    assert [_number_of(f.image) for f in frames] == list(range(20))
+    assert [number_of(f.image) for f in frames] == list(range(20))
     np.testing.assert_allclose([f.t_source for f in frames], np.arange(20) / 30, atol=1e-3)
     assert src.stats["frames_read"] == 20 and src.stats["errors"] == 0
 
 
 def test_video_file_realtime_is_paced_at_its_own_rate(tmp_path):
-    path = _write_video(tmp_path / "clip.avi", 12, 30.0)
+    path = write_video(tmp_path / "clip.avi", 12, 30.0)
     start = time.monotonic()
     frames = list(open_source(str(path), realtime=True))
     elapsed = time.monotonic() - start
@@ -69,18 +44,18 @@ def test_video_file_realtime_is_paced_at_its_own_rate(tmp_path):
 
 
 def test_image_folder_uses_natural_order(tmp_path):
-    folder = _write_folder(tmp_path / "seq", 12)             # img_0 .. img_11, unpadded
+    folder = write_image_folder(tmp_path / "seq", 12)             # img_0 .. img_11, unpadded
     assert sorted(["img_10.png", "img_2.png", "img_1.png"], key=natural_key) == ["img_1.png", "img_2.png",
                                                                                  "img_10.png"]
     src = open_source(str(folder), fps=25.0)
     assert isinstance(src, ImageFolderSource) and src.fps == 25.0
     frames = list(src)
-    assert [_number_of(f.image) for f in frames] == list(range(12))
+    assert [number_of(f.image) for f in frames] == list(range(12))
     np.testing.assert_allclose([f.t_source for f in frames], np.arange(12) / 25)
 
 
 def test_corrupt_and_empty_files_are_gaps_never_copies(tmp_path):
-    folder = _write_folder(tmp_path / "seq", 6)
+    folder = write_image_folder(tmp_path / "seq", 6)
     (folder / "img_2.png").write_bytes(b"\x89PNG this is not an image")
     (folder / "img_4.png").write_bytes(b"")
     for target_fps in (None, 30.0):        # the resampler must not fill a gap with a neighbour
@@ -88,13 +63,13 @@ def test_corrupt_and_empty_files_are_gaps_never_copies(tmp_path):
         frames = list(src)
         assert [f.index for f in frames] == list(range(6))
         assert [f.is_gap for f in frames] == [False, False, True, False, True, False]
-        assert [_number_of(f.image) for f in frames if not f.is_gap] == [0, 1, 3, 5]
+        assert [number_of(f.image) for f in frames if not f.is_gap] == [0, 1, 3, 5]
         np.testing.assert_allclose([f.t_source for f in frames], np.arange(6) / 30)
         assert src.stats["errors"] == 2 and src.stats["gaps"] == 2 and src.stats["repeated"] == 0
 
 
 def test_video_frames_that_cannot_be_decoded_are_gaps(tmp_path, monkeypatch):
-    path = _write_video(tmp_path / "clip.avi", 8, 30.0)
+    path = write_video(tmp_path / "clip.avi", 8, 30.0)
     src = open_source(str(path), target_fps=30.0)
     retrieve = src._cap.retrieve
     calls = []
@@ -106,7 +81,7 @@ def test_video_frames_that_cannot_be_decoded_are_gaps(tmp_path, monkeypatch):
     monkeypatch.setattr(src, "_cap", _Wrapped(src._cap, retrieve=failing_retrieve))
     frames = list(src)
     assert [f.is_gap for f in frames] == [i == 3 for i in range(8)]
-    assert [_number_of(f.image) for f in frames if not f.is_gap] == [0, 1, 2, 4, 5, 6, 7]
+    assert [number_of(f.image) for f in frames if not f.is_gap] == [0, 1, 2, 4, 5, 6, 7]
     assert src.stats["errors"] == 1 and src.stats["gaps"] == 1
 
 
@@ -124,7 +99,7 @@ def test_files_count_copies_but_keep_them(tmp_path):
     folder = tmp_path / "seq"
     folder.mkdir()
     for i, level in enumerate([0, 1, 1, 1, 2]):
-        cv2.imwrite(str(folder / f"img_{i}.png"), _numbered(level))
+        cv2.imwrite(str(folder / f"img_{i}.png"), numbered_image(level))
     src = open_source(str(folder))
     frames = list(src)
     assert not any(f.is_gap for f in frames)      # a still image sequence is a still face
@@ -134,27 +109,27 @@ def test_files_count_copies_but_keep_them(tmp_path):
 def test_resolution_change_passes_through(tmp_path):
     folder = tmp_path / "seq"
     folder.mkdir()
-    cv2.imwrite(str(folder / "a_1.png"), _numbered(1, (96, 64)))
-    cv2.imwrite(str(folder / "a_2.png"), _numbered(2, (160, 120)))
+    cv2.imwrite(str(folder / "a_1.png"), numbered_image(1, (96, 64)))
+    cv2.imwrite(str(folder / "a_2.png"), numbered_image(2, (160, 120)))
     shapes = [f.image.shape for f in open_source(str(folder))]
     assert shapes == [(64, 96, 3), (120, 160, 3)]
 
 
 def test_resample_60_to_30_takes_every_other_frame(tmp_path):
-    folder = _write_folder(tmp_path / "seq", 60)
+    folder = write_image_folder(tmp_path / "seq", 60)
     src = open_source(str(folder), fps=60.0, target_fps=30.0)
     frames = list(src)
     assert [f.index for f in frames] == list(range(30))
-    assert [_number_of(f.image) for f in frames] == list(range(0, 60, 2))
+    assert [number_of(f.image) for f in frames] == list(range(0, 60, 2))
     assert src.stats["dropped"] == 29 and src.stats["repeated"] == 0     # the last frame is never due
 
 
 def test_resample_24_to_30_uses_the_nearest_frame_in_time(tmp_path):
-    path = _write_video(tmp_path / "clip24.avi", 24, 24.0)
+    path = write_video(tmp_path / "clip24.avi", 24, 24.0)
     src = open_source(str(path), target_fps=30.0)
     frames = list(src)
     assert [f.index for f in frames] == list(range(30))
-    numbers = [_number_of(f.image) for f in frames]
+    numbers = [number_of(f.image) for f in frames]
     for n, (k, f) in enumerate(zip(numbers, frames)):
         assert abs(k / 24 - n / 30) <= 0.5 / 24 + 1e-6, f"tick {n} got frame {k}"
         assert f.t_source == pytest.approx(k / 24, abs=1e-3)
@@ -190,12 +165,6 @@ def test_resampler_drops_frames_whose_time_goes_backwards():
     r = TimestampResampler(30.0)
     out = [g for f in _frames_at([0.0, 1 / 30, 0.5 / 30, 2 / 30]) for g in r.push(f)]
     assert [g.index for g in out] == [0, 1, 2] and r.dropped == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mjpeg_stream_cut_and_restored_reconnects(tmp_path):
@@ -249,7 +218,7 @@ def test_stream_that_never_returns_gives_up_after_the_reconnect_timeout():
 
 
 def test_damaged_video_file_never_crashes(tmp_path):
-    path = _write_video(tmp_path / "clip.avi", 30, 30.0)
+    path = write_video(tmp_path / "clip.avi", 30, 30.0)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
     data[middle:middle + 3000] = bytes(3000)          # wipe part of the frames in the middle
@@ -268,7 +237,7 @@ def test_unopenable_sources_raise_source_error(tmp_path):
     (tmp_path / "not_a_video.mp4").write_text("hello")
     (tmp_path / "empty").mkdir()
     cases = [str(tmp_path / "missing.mp4"), str(tmp_path / "not_a_video.mp4"), str(tmp_path / "empty"),
-             f"http://127.0.0.1:{_free_port()}/stream.mjpg"]
+             f"http://127.0.0.1:{free_port()}/stream.mjpg"]
     for spec in cases:
         with pytest.raises(SourceError) as err:
             open_source(spec, **({"open_timeout_s": 1.0} if spec.startswith("http") else {}))
@@ -281,7 +250,7 @@ def test_camera_that_is_not_there_raises_source_error():
 
 
 def test_frames_carry_capture_timestamps(tmp_path):
-    path = _write_video(tmp_path / "clip.avi", 3, 30.0)
+    path = write_video(tmp_path / "clip.avi", 3, 30.0)
     before_m, before_w = time.monotonic(), time.time()
     frames = list(open_source(str(path)))
     for f in frames:

@@ -18,7 +18,7 @@ from mespot.synth.identities import (MESH_AGREEMENT, IdentityError, _MeshFinder,
 from mespot.synth.render import FrameRenderer, render_video
 from mespot.synth.timeline import (ANNOTATION_FRACTION, Expression, SynthParams, Timeline,
                                    decoding_limits, plan_timeline, sample_profile)
-from video_frames import read_frames
+from helpers import read_frames
 
 SMALL = (320, 240)
 

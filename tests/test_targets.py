@@ -1,4 +1,4 @@
-"""Per-index targets and training segments on hand-made intervals, each SPEC 10.9 fix included."""
+"""Per-index targets and training segments on hand-made intervals, each reference-model.md §10.9 fix included."""
 from __future__ import annotations
 
 import math

@@ -92,3 +92,24 @@ def test_augment_changes_training_and_off_stays_deterministic():
     on = weights(dataclasses.replace(base, augment=True))
     assert not torch.allclose(on, off)
     torch.testing.assert_close(weights(dataclasses.replace(base, augment=True)), on, rtol=0, atol=0)
+
+
+def test_node_gain_and_rotation_change_each_roi_alone_and_keep_empty_frames_empty():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 0.2, (16, 30, 12, 2)).astype(np.float32)
+    x[:, :5] = 0.0                                      # outside the run
+    plain = augment_windows(x, np.random.default_rng(7), scale=(1.0, 1.0), noise=0.0)
+    turned = augment_windows(x, np.random.default_rng(7), scale=(1.0, 1.0), noise=0.0, rotate_deg=40.0)
+    # rotation keeps every vector's length, changes directions, one angle per window and ROI
+    np.testing.assert_allclose(np.hypot(*turned.transpose(3, 0, 1, 2)), np.hypot(*plain.transpose(3, 0, 1, 2)),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(turned, plain)
+    gained = augment_windows(x, np.random.default_rng(7), scale=(1.0, 1.0), noise=0.0, node_gain=2.0)
+    ratio = np.hypot(*gained[:, 5:].transpose(3, 0, 1, 2)) / np.hypot(*plain[:, 5:].transpose(3, 0, 1, 2))
+    per_roi = ratio.reshape(16, -1, 12)
+    np.testing.assert_allclose(per_roi, per_roi[:, :1, :].repeat(per_roi.shape[1], axis=1), rtol=1e-4)
+    assert 0.5 - 1e-6 <= per_roi.min() and per_roi.max() <= 2.0 + 1e-6 and per_roi.std() > 0.1
+    for out in (turned, gained):
+        assert not out[:, :5].any()
+    with pytest.raises(ConfigError, match="augment_node_gain"):
+        TrainConfig(augment_node_gain=0.5)

@@ -49,7 +49,7 @@ def test_feature_dir_reports_missing_and_unattributable_files(tmp_path):
 
 
 def _write_segments(folder, video, features):
-    """Segment files as the reference writes them (SPEC 3.1): 270 rows, 7 of borrowed context."""
+    """Segment files as the reference writes them (reference-model.md §3.1): 270 rows, 7 of borrowed context."""
     folder.mkdir(parents=True, exist_ok=True)
     n_seg = -(-len(features) // 256)
     padded = np.zeros((256 * n_seg + 14, 12, 2), np.float32)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from live_fakes import free_tcp_endpoint
+from helpers import free_tcp_endpoint
 from mespot.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,14 @@ Emission delay: for each ground-truth interval found online (IoU >= 0.5 with an 
 its kind; the best-overlapping one), the frame at which that interval was emitted minus the true
 offset frame, in ms at the stream's fps. This is the algorithmic delay (the stream is processed as
 fast as possible, so the wall clock says nothing); the per-frame processing cost is `spot-bench
-latency`'s. The live bound (issue 4): an interval is decided end_range[1] + model_delay indices
+latency`'s. The live bound (docs/live.md): an interval is decided end_range[1] + model_delay indices
 after its apex at the latest, which bounds the delay after the true offset too.
+
+Renderers: every test video is rendered by each renderer of --renderers (the same timelines, so
+the renderers are compared on the same planted expressions), by default over the wide nuisance
+ranges (--variety). --compare adds models that are scored on the same recorded features
+(mespot.bench.crossrender): with models trained without one renderer this gives the cross-renderer
+matrix; the non-learned motion spotter (mespot.eval.baseline) is a row beside them.
 
 Seeds: the default --seed 2026 is the test set; tuning used --seed 7 (validation), never 2026.
 """
@@ -30,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mespot.config import KINDS
+from mespot.errors import InputError
 from mespot.types import Interval
 
 DEFAULT_SEED = 2026          # the test set; validation runs use another seed (docs/model-card.md)
@@ -56,6 +63,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="micro-expressions per minute (default 6)")
     p.add_argument("--macro-per-min", type=float, default=6.0, metavar="R",
                    help="macro-expressions per minute (default 6)")
+    p.add_argument("--renderers", default="gaussian,piecewise", metavar="LIST",
+                   help="comma-separated spot-synth renderers to test on (default gaussian,piecewise)")
+    p.add_argument("--variety", default="wide", choices=("standard", "wide"),
+                   help="nuisance ranges of the test videos, as spot-synth --variety (default wide)")
+    p.add_argument("--compare", default=None, metavar="NAME=ONNX,...",
+                   help="more models scored on the same recorded features, e.g. models trained "
+                        "without one renderer (the cross-renderer matrix)")
+    p.add_argument("--baseline-threshold", type=float, default=None, metavar="PX",
+                   help="threshold of the non-learned motion spotter row (crop px; default: its "
+                        "validation-chosen default)")
     p.add_argument("--no-distractor-video", action="store_true",
                    help="skip the distractor-only video (blinks, head motion, talking, light)")
     p.add_argument("--model", type=Path, metavar="PATH", help="ONNX model (default: the shipped model)")
@@ -70,10 +87,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class BenchInputError(ValueError):
-    """Bad bench arguments: one line on stderr, exit 2."""
-
-
 @dataclass(frozen=True)
 class VideoJob:
     """One video to render and stream: an identity index, its seed and whether it has expressions."""
@@ -82,6 +95,7 @@ class VideoJob:
     identity: int
     seed: int
     expressions: bool
+    renderer: str = "gaussian"
 
 
 @dataclass
@@ -91,7 +105,9 @@ class VideoResult:
     name: str
     expressions: bool
     face: str = ""                                                      # identity name
+    renderer: str = "gaussian"
     truth: list[Interval] = field(default_factory=list)               # planted
+    truth_aus: list[str] = field(default_factory=list)                # AU combination per planted
     emitted: list[tuple[Interval, int]] = field(default_factory=list)  # (interval, frame index at emission)
     online_rows: dict = field(default_factory=dict)    # feature index -> (8,) probabilities
     features: np.ndarray | None = None                 # (T, 12, 2) what the front-end produced
@@ -101,65 +117,56 @@ class VideoResult:
 
 # -- one video: render, then stream it through the live objects --------------------------------------
 def _stream_video(job: VideoJob, identity, minutes: float, params, config_spec: str, model: str,
-                  folder: str) -> VideoResult:
+                  folder: str, wide: bool) -> VideoResult:
     """Worker body: render `job` with spot-synth's generator, then run the live pipeline on the file."""
     from mespot.config import load_config
-    from mespot.engine.online import OnlineEngine
     from mespot.engine.runtime import open_runtime
-    from mespot.stream.capture import CaptureThread
-    from mespot.stream.frontend import FrontEnd
-    from mespot.stream.peakpicker import CausalPeakPicker
-    from mespot.stream.pipeline import LivePipeline, PipelineObserver
-    from mespot.stream.sinks import MessageBus
-    from mespot.stream.sources import open_source
-    from mespot.synth.dataset import generate_dataset
+    from mespot.stream.factory import build_pipeline
+    from mespot.stream.pipeline import PipelineObserver
+    from mespot.synth.dataset import Framing, generate_dataset
 
     config = load_config(config_spec)
     out = Path(folder) / job.name
     manifest = generate_dataset(out, [identity], n_videos=1, minutes=minutes, seed=job.seed, fps=config.fps,
                                 size=identity.size, expressions=job.expressions, params=params,
-                                config=config, progress=False, overwrite=True)
+                                config=config, progress=False, overwrite=True, renderer=job.renderer,
+                                framing=Framing() if wide else None)
     video = manifest["videos"][0]
-    result = VideoResult(job.name, job.expressions, identity.name)
+    result = VideoResult(job.name, job.expressions, identity.name, job.renderer)
     result.truth = [Interval(e["kind"], e["onset"], e["apex"], e["offset"]) for e in video["expressions"]]
+    result.truth_aus = [e["au"] for e in video["expressions"]]
 
     class Recorder(PipelineObserver):
-        """Keeps the frame being processed, the emitted intervals and the online probability rows."""
+        """Keeps every frame's features, the emitted intervals with the frame that emitted them, and
+        the online probability rows. An interval is published before its frame's record (or after
+        the last one, when the run ends), so it waits for the next record or the end."""
 
-        def __init__(self, frontend) -> None:
-            self.frontend = frontend
-            self.current = -1
-            self.rows: list = []
-
-        def process(self, frame):              # stands in for FrontEnd.process, recording its output
-            self.current = frame.index
-            features = self.frontend.process(frame)
-            self.rows.append(features)
-            return features
+        def __init__(self) -> None:
+            self.records: list = []
+            self.pending: list = []
 
         def on_interval(self, interval, message) -> None:
-            result.emitted.append((interval, self.current))
+            self.pending.append(interval)
 
         def on_frame(self, record) -> None:
+            self.records.append(record)
+            result.emitted += [(interval, record.index) for interval in self.pending]
+            self.pending = []
             for index, row in record.probs:
                 result.online_rows[int(index)] = row
 
     runtime = open_runtime(model, "onnx")
-    source = open_source(str(out / "videos" / f"{video['video_name']}.mp4"), target_fps=config.fps)
-    frontend = FrontEnd(fps=config.fps)
-    recorder = Recorder(frontend)
-    pipeline = LivePipeline(CaptureThread(source), recorder, OnlineEngine(runtime), CausalPeakPicker(config),
-                            MessageBus([], stream=job.name), config=config, source=source,
-                            score_rate_hz=0, observers=[recorder])
-    try:
-        summary = pipeline.run()
-    finally:
-        frontend.close()
+    recorder = Recorder()
+    with build_pipeline(str(out / "videos" / f"{video['video_name']}.mp4"), runtime, config=config,
+                        stream=job.name, score_rate_hz=0, observers=[recorder]) as live:
+        summary = live.run()
+    last = recorder.records[-1].index if recorder.records else -1
+    result.emitted += [(interval, last) for interval in recorder.pending]
     result.frames = summary.frames
-    n = max((r.index for r in recorder.rows), default=-1) + 1
+    n = max((r.index for r in recorder.records), default=-1) + 1
     result.features = np.zeros((n, 12, 2), np.float32)
     result.valid = np.zeros(n, bool)
-    for r in recorder.rows:
+    for r in recorder.records:
         result.features[r.index] = r.features
         result.valid[r.index] = r.valid
     return result
@@ -247,7 +254,7 @@ def evaluate_results(results: list[VideoResult], runtime, config) -> dict:
 
 
 def _checks(report: dict) -> list[dict]:
-    """Each issue target with its measured value, pass/miss and by how much."""
+    """Each accuracy target with its measured value, pass/miss and by how much."""
     on, off = report["online"], report["offline"]
     rows = [("overall F1 online >= 0.85", on["overall"]["f1"], TARGETS["overall_f1"], ">="),
             ("micro F1 online >= 0.75", on["micro"]["f1"], TARGETS["micro_f1"], ">="),
@@ -295,13 +302,17 @@ def _print_table(report: dict, meta: dict) -> None:
         for k in KINDS))
     if "distractor_only" in report:
         console.print(f"distractor-only video: {report['distractor_only']['intervals']} interval(s) emitted")
-    checks = Table(title="targets (issue 5)")
+    checks = Table(title="targets")
     for col in ("check", "value", "target", "result"):
         checks.add_column(col)
     for c in report["checks"]:
         checks.add_row(c["check"], f"{c['value']}", f"{c['target']}",
                        "[green]pass[/green]" if c["pass"] else f"[red]MISS by {c['miss_by']}[/red]")
     console.print(checks)
+    if "cross_renderer" in report:
+        from mespot.bench.crossrender import print_matrix
+
+        print_matrix(report["cross_renderer"], console)
     console.print(f"{meta['frames']} frames streamed in {meta['seconds']:.0f} s wall ({meta['machine']})")
 
 
@@ -353,15 +364,55 @@ def _identities(args) -> list:
     try:
         found = list_identities(spec, size=(640, 480))
     except IdentityError as exc:
-        raise BenchInputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     if faces is None or faces == "all":
         return found
     wanted = [n.strip() for n in faces.split(",") if n.strip()]
     names = [i.name for i in found]
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise BenchInputError(f"--faces {', '.join(unknown)} not among the identities ({', '.join(names)})")
+        raise InputError(f"--faces {', '.join(unknown)} not among the identities ({', '.join(names)})")
     return [i for i in found if i.name in wanted]
+
+
+def _renderers(text: str) -> list[str]:
+    from mespot.synth.render import RENDERERS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RENDERERS]
+    if not names or unknown:
+        raise InputError(f"--renderers {text!r}: choose from {', '.join(RENDERERS)}")
+    return names
+
+
+def _compare_models(text: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InputError(f"--compare {item!r}: expected NAME=PATH.onnx")
+        if not Path(path.strip()).is_file():
+            raise InputError(f"--compare {name.strip()}: model not found: {path.strip()}")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def cross_renderer(results: list[VideoResult], models: dict[str, str], fps: float,
+                   baseline_threshold: float | None) -> dict:
+    """Every model (and the non-learned motion spotter) scored per renderer on the recorded features."""
+    from mespot.bench.crossrender import RecordedVideo, matrix, score_cell
+    from mespot.eval.baseline import MotionBaseline
+
+    videos = [RecordedVideo(r.name, r.face, r.renderer, r.features, r.valid, r.truth, r.truth_aus, r.expressions)
+              for r in results]
+    out = matrix(models, videos)
+    spotter = MotionBaseline() if baseline_threshold is None else MotionBaseline(threshold_px=baseline_threshold)
+    emitted = {v.name: spotter.spot(v.features, v.valid, fps) for v in videos}
+    out[f"motion baseline ({spotter.threshold_px:g} px)"] = {
+        r: score_cell([v for v in videos if v.renderer == r], emitted) for r in sorted({v.renderer for v in videos})}
+    return out
 
 
 def _machine() -> str:
@@ -381,11 +432,11 @@ def _machine() -> str:
 
 def _validate(args) -> None:
     if args.videos < 1 or args.minutes <= 0 or args.workers < 1:
-        raise BenchInputError("--videos and --workers must be >= 1 and --minutes > 0")
+        raise InputError("--videos and --workers must be >= 1 and --minutes > 0")
     if args.micro_per_min < 0 or args.macro_per_min < 0:
-        raise BenchInputError("--micro-per-min / --macro-per-min must be >= 0")
+        raise InputError("--micro-per-min / --macro-per-min must be >= 0")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise BenchInputError(f"--plot {args.plot} must end in .png")
+        raise InputError(f"--plot {args.plot} must end in .png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -394,6 +445,7 @@ def run(args: argparse.Namespace) -> int:
     from mespot.config import ConfigError, load_config
     from mespot.engine.runtime import RuntimeUnavailable, open_runtime
     from mespot.models import ModelNotFound, default_model_path
+    from mespot.stream.factory import model_frontend, pipeline_config
     from mespot.synth.dataset import video_seeds
     from mespot.synth.timeline import SynthParams
 
@@ -402,18 +454,26 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         model = args.model if args.model is not None else default_model_path("onnx")
         if not Path(model).is_file():
-            raise BenchInputError(f"model not found: {model}")
+            raise InputError(f"model not found: {model}")
         runtime = open_runtime(model, "onnx")
+        pipeline_config(runtime, config)                # the rate and front-end the workers will need
+        model_frontend(runtime, config.fps).close()
         identities = _identities(args)
-    except (BenchInputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
+        renderers = _renderers(args.renderers)
+        compare = _compare_models(args.compare)
+    except (InputError, ConfigError, ModelNotFound, RuntimeUnavailable, ValueError) as exc:
         print(f"spot-bench accuracy: {exc}", file=sys.stderr)
         return 2
-    params = replace(SynthParams(), micro_per_min=args.micro_per_min, macro_per_min=args.macro_per_min)
+    base = SynthParams.wide() if args.variety == "wide" else SynthParams()
+    params = replace(base, micro_per_min=args.micro_per_min, macro_per_min=args.macro_per_min)
     seeds = video_seeds(args.seed, args.videos + 1)
-    jobs = [VideoJob(f"{identities[k % len(identities)].name}_{k:03d}", k % len(identities), seeds[k], True)
-            for k in range(args.videos)]
-    if not args.no_distractor_video:
-        jobs.append(VideoJob(f"{identities[0].name}_distractors", 0, seeds[-1], False))
+    jobs = []
+    for renderer in renderers:
+        prefix = f"{renderer}_" if len(renderers) > 1 else ""
+        jobs += [VideoJob(f"{prefix}{identities[k % len(identities)].name}_{k:03d}", k % len(identities),
+                          seeds[k], True, renderer) for k in range(args.videos)]
+        if not args.no_distractor_video:
+            jobs.append(VideoJob(f"{prefix}{identities[0].name}_distractors", 0, seeds[-1], False, renderer))
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mespot-accuracy-") as tmp:
@@ -422,7 +482,10 @@ def run(args: argparse.Namespace) -> int:
         results = _run_jobs(jobs, identities, args, params, str(model), str(folder))
     results.sort(key=lambda r: [j.name for j in jobs].index(r.name))
     report = evaluate_results(results, runtime, config)
+    report["cross_renderer"] = cross_renderer(results, {"model": str(model), **compare}, config.fps,
+                                              args.baseline_threshold)
     meta = {"videos": sum(r.expressions for r in results), "faces": [i.name for i in identities],
+            "renderers": renderers, "variety": args.variety, "compare": compare,
             "seed": args.seed, "minutes_per_video": args.minutes, "micro_per_min": args.micro_per_min,
             "macro_per_min": args.macro_per_min, "model": str(model), "config": config.name,
             "frames": sum(r.frames for r in results), "seconds": round(time.monotonic() - started, 1),
@@ -455,7 +518,7 @@ def _run_jobs(jobs, identities, args, params, model: str, folder: str) -> list[V
     results = []
     with Progress(*columns, disable=args.quiet or args.json, transient=True) as progress:
         task = progress.add_task("videos", total=len(jobs))
-        common = (args.minutes, params, args.config, model, folder)
+        common = (args.minutes, params, args.config, model, folder, args.variety == "wide")
         if args.workers == 1:
             for job in jobs:
                 results.append(_stream_video(job, identities[job.identity], *common))

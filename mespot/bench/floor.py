@@ -9,9 +9,9 @@ judged against the per-frame sum of those two, measured in isolation:
 - floor = landmarks + flow per frame.
 Measured twice: back to back (`floor`, the figure for the as-fast-as-possible run) and `paced`,
 each frame's landmarks and flow started on a camera's schedule (1/fps apart, idle in between),
-the figure for the camera-paced run. Pacing matters on its own: after ~30 ms idle the caches are
-cold and the same call is slower (one ONNX Runtime model call: 0.04 ms back to back, about 0.3 ms
-after a 30 ms sleep on our 2-core machine), so the loop is compared with a floor run the same way.
+the figure for the camera-paced run. Pacing matters on its own: after a frame period of idle the
+caches are cold and the same call is slower (docs/benchmarks.md has the figures), so the loop is
+compared with a floor run the same way.
 Beside it the peer figure: the reference's TV-L1 (OpenCV-contrib CPU, its defaults, which match
 the reference's CUDA settings) on the first of the same crop pairs.
 """
@@ -42,9 +42,9 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
     """Decode, landmarks alone, flow alone and their per-frame sum (floor), back to back and (with
     `paced`) on the camera's schedule, plus TV-L1 on `tvl1_pairs` pairs; percentile dicts as
     mespot.bench.liveloop.summarize, `frames` counted."""
-    from mespot.stream.flow import FlowEstimator
     from mespot.stream.frontend import FrontEnd
     from mespot.stream.sources import open_source
+    from mespot.stream.strategies import make_strategy
     from mespot.stream.tracker import make_tracker
 
     tracker = make_tracker(None)
@@ -75,7 +75,7 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
         tracker.close()
         frontend.close()
 
-    dis = FlowEstimator("dis")
+    dis = make_strategy("flow", "dis")
     flow_by_index = {}
     for index, (prev, cur) in recorder.pairs.items():
         t0 = time.perf_counter()
@@ -86,7 +86,7 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
 
     paced_figures = _paced(source_spec, fps, len(indices), recorder.pairs) if paced else None
 
-    tvl1 = FlowEstimator("tvl1")
+    tvl1 = make_strategy("flow", "tvl1")
     tvl1_ms = []
     for prev, cur in list(recorder.pairs.values())[:tvl1_pairs]:
         t0 = time.perf_counter()
@@ -113,12 +113,12 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
 def _paced(source_spec: str, fps: float, n_frames: int, pairs: dict) -> dict:
     """Landmarks alone (a fresh tracker) then DIS alone on the recorded pair of the same frame,
     each frame started 1/fps after the previous one, as a camera-paced loop runs them."""
-    from mespot.stream.flow import FlowEstimator
     from mespot.stream.sources import open_source
+    from mespot.stream.strategies import make_strategy
     from mespot.stream.tracker import make_tracker
 
     tracker = make_tracker(None)
-    dis = FlowEstimator("dis")
+    dis = make_strategy("flow", "dis")
     landmarks_ms, flow_ms, pair_ms = [], [], []
     source = open_source(source_spec, target_fps=fps)
     start = time.perf_counter()

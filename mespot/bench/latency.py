@@ -9,7 +9,7 @@ capture. Once per run: the physical floor (landmarks alone + flow alone on the s
 mespot.bench.floor) with TV-L1 beside it.
 
 The JSON's top level is the first backend's realtime run (ONNX Runtime by default); every backend's
-runs are under `backends`. Targets (issue 6, ONNX Runtime on CPU, 640x480, realtime run): whole loop
+runs are under `backends`. Targets (docs/benchmarks.md; ONNX Runtime on CPU, 640x480, realtime run): whole loop
 p50 <= 7 ms, p99 <= 12 ms, p50 at most 1.5x the floor's p50. Each is printed PASS or MISS with its
 margin and stored in `targets`; a miss is never hidden and does not change the exit code.
 """
@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mespot.errors import InputError
 from mespot.stream.pipeline import STAGES
 
 TARGETS = (  # (name, figure key in the result, limit, unit)
@@ -61,43 +62,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     only.add_argument("--fast-only", action="store_true", help="only the as-fast-as-possible run")
 
 
-class UsageError(ValueError):
-    """Bad command-line input (exit 2)."""
-
-
 def parse_backends(text: str) -> list[str]:
     """'onnx,torch:cuda' -> ['onnx', 'torch:cuda'], each checked against the runtime format table."""
     from mespot.engine.runtime.base import FORMATS
 
     specs = [s.strip() for s in text.split(",") if s.strip()]
     if not specs:
-        raise UsageError("--backend is empty")
+        raise InputError("--backend is empty")
     for spec in specs:
         name, _, device = spec.partition(":")
         if name not in FORMATS:
-            raise UsageError(f"unknown backend {name!r}; valid: {', '.join(FORMATS)}")
+            raise InputError(f"unknown backend {name!r}; valid: {', '.join(FORMATS)}")
         if device and device not in FORMATS[name].devices:
-            raise UsageError(f"backend {name} runs on {', '.join(FORMATS[name].devices)}, not {device!r}")
+            raise InputError(f"backend {name} runs on {', '.join(FORMATS[name].devices)}, not {device!r}")
     if len(set(specs)) != len(specs):
-        raise UsageError(f"--backend lists a runtime twice: {text}")
+        raise InputError(f"--backend lists a runtime twice: {text}")
     return specs
 
 
 def _check_args(args) -> list[str]:
     if args.frames < 12:
-        raise UsageError(f"--frames must be at least 12 (the model needs 11), got {args.frames}")
+        raise InputError(f"--frames must be at least 12 (the model needs 11), got {args.frames}")
     if args.model_calls < 1 or args.tvl1_pairs < 0 or args.repeats < 1:
-        raise UsageError("--model-calls and --repeats must be positive, --tvl1-pairs >= 0")
+        raise InputError("--model-calls and --repeats must be positive, --tvl1-pairs >= 0")
     for flag, path in (("--model", args.model), ("--checkpoint", args.checkpoint)):
         if path is not None and not path.is_file():
-            raise UsageError(f"{flag} {path}: no such file")
+            raise InputError(f"{flag} {path}: no such file")
     if args.plot is not None:
         if args.plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot wants a .png file, got {args.plot}")
+            raise InputError(f"--plot wants a .png file, got {args.plot}")
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise UsageError("--plot needs matplotlib (pip install matplotlib)") from None
+            raise InputError("--plot needs matplotlib (pip install matplotlib)") from None
     return parse_backends(args.backend)
 
 
@@ -336,14 +333,15 @@ def run(args: argparse.Namespace) -> int:
     from mespot.bench.floor import measure_floor
     from mespot.bench.liveloop import render_bench_clip, resolve_models
     from mespot.bench.machine import describe_machine
-    from mespot.config import load_config
+    from mespot.config import ConfigError, load_config
     from mespot.engine.runtime.base import RuntimeUnavailable
+    from mespot.stream.frontconfig import FrontEndMismatch
     from mespot.stream.sources import SourceError
 
     console = Console(stderr=False)
     try:
         specs = _check_args(args)
-    except UsageError as exc:
+    except InputError as exc:
         print(f"spot-bench latency: {exc}", file=sys.stderr)
         return 2
     machine = describe_machine()
@@ -365,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
                     for spec in specs:
                         try:
                             backends[spec] = _run_backend(spec, models, source, args, progress, fps)
-                        except (RuntimeUnavailable, FileNotFoundError) as exc:
+                        except (RuntimeUnavailable, FileNotFoundError, ConfigError, FrontEndMismatch) as exc:
                             backends[spec] = {"error": str(exc)}
                     if not any("error" not in b for b in backends.values()):
                         for spec, b in backends.items():

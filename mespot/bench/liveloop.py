@@ -1,7 +1,7 @@
 """The real live loop, assembled and timed for the latency and streams benchmarks.
 
-`run_live_loop` builds exactly what `spot-live` runs (source -> CaptureThread -> FrontEnd ->
-OnlineEngine -> CausalPeakPicker -> MessageBus with a ZeroMQ publisher) and records, per frame, the
+`run_live_loop` runs exactly what `spot-live` runs (mespot.stream.factory: source -> CaptureThread
+-> the model's FrontEnd -> OnlineEngine -> CausalPeakPicker -> MessageBus with a ZeroMQ publisher), and records, per frame, the
 pipeline's own stage times (mespot.stream.pipeline.STAGES, milliseconds) through its `on_frame`
 observer, and per published interval its delay after the offset frame's capture.
 
@@ -223,37 +223,27 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int 
                   stream: str = BENCH_STREAM, progress=None) -> LoopResult:
     """Run the live loop once over `source_spec` with `runtime` (shared, not closed here).
 
-    Built as spot-live builds it with its default `--config live` (decoding, rate) and score rate;
-    `progress()` is called after each frame (progress bars).
+    Built by the factory spot-live uses (mespot.stream.factory.build_pipeline), so with the model's
+    own config, front-end and spot-live's default score rate; `progress()` is called after each
+    frame (progress bars).
     """
-    from mespot.config import load_config
-    from mespot.engine.online import OnlineEngine
-    from mespot.stream.capture import CaptureThread
-    from mespot.stream.frontend import FrontEnd
-    from mespot.stream.peakpicker import CausalPeakPicker
-    from mespot.stream.pipeline import LivePipeline
-    from mespot.stream.sinks import MessageBus, ZmqPublisher
-    from mespot.stream.sources import open_source
+    from mespot.stream.factory import build_pipeline
+    from mespot.stream.sinks import ZmqPublisher
 
-    config = load_config("live")
     recorder = LoopRecorder(max_frames, progress)
-    frontend = FrontEnd(config.fps)
     publisher = ZmqPublisher(endpoint, linger_ms=0)
     try:
-        source = open_source(source_spec, realtime=realtime, target_fps=config.fps)
-        capture = CaptureThread(source, policy="drop_oldest" if realtime else "block")
-        pipeline = LivePipeline(capture, frontend, OnlineEngine(runtime), CausalPeakPicker(config),
-                                MessageBus([publisher], stream), config=config, source=source,
-                                observers=[recorder])
-        recorder.pipeline = pipeline
-        cpu0 = time.process_time()
-        summary = pipeline.run()
-        cpu_s = time.process_time() - cpu0
+        with build_pipeline(source_spec, runtime, sinks=[publisher], stream=stream, realtime=realtime,
+                            capture_policy="drop_oldest" if realtime else "block",
+                            observers=[recorder]) as live:
+            recorder.pipeline = live.pipeline
+            cpu0 = time.process_time()
+            summary = live.run()
+            cpu_s = time.process_time() - cpu0
     finally:
-        frontend.close()
         publisher.close()
     return LoopResult(realtime=realtime, frames=summary.frames, valid=summary.valid_frames,
                       seconds=summary.seconds, dropped=dict(summary.dropped),
                       stage_ms=recorder.stage_ms, event_delay_ms=recorder.event_delay_ms,
-                      events=recorder.events, source_stats=dict(source.stats),
+                      events=recorder.events, source_stats=dict(live.source.stats),
                       drop_times_s=recorder.drop_times_s, cpu_s=cpu_s)

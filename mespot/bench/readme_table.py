@@ -89,7 +89,7 @@ def latency_table(latency: dict, streams: dict | None = None) -> str:
                    f"{ph['tvl1']['p50_ms']:.0f} ms per frame (p50, {ph['tvl1']['pairs']} pairs), "
                    f"{ph['tvl1']['ratio_to_dis']}x DIS.")
     out.append("")
-    targets = ["| target (issue 6) | measured | verdict |", "|---|---:|---|"]
+    targets = ["| target (docs/benchmarks.md) | measured | verdict |", "|---|---:|---|"]
     for t in latency["targets"]:
         measured = f"{t['measured']} {t['unit']}" if t.get("measured") is not None else "-"
         # three decimals below 0.01, so a miss never prints as "-0.00"

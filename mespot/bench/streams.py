@@ -13,7 +13,7 @@ one per process):
 N rises from 1 until a trial drops frames after its first second, or `--max` is reached. Drops in
 the first second (every stream acquiring its face at the same moment) are reported apart: the
 verdict (`max_streams`) counts every drop, `max_streams_steady` only those after the first second.
-Target (issue 6): at least 4, on `max_streams`.
+Target (docs/benchmarks.md): at least 4, on `max_streams`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 
 TARGET_STREAMS = 4
-STREAM_FPS = 30.0            # each stream: a 30 fps 640x480 camera (issue 6)
+STREAM_FPS = 30.0            # each stream: a 30 fps 640x480 camera, as the target says
 MODES = ("process", "thread")
 START_TIMEOUT_S = 300.0
 STARTUP_S = 1.0              # drops in the first second (all streams acquiring a face at once) are shown apart

@@ -7,7 +7,7 @@ import sys
 
 from mespot.data.annotations import END_ZERO, load_annotations
 from mespot.eval.metrics import SCOPES, evaluate, read_predictions
-from mespot.eval.proposals import IOU_RULES
+from mespot.intervals import IOU_RULES
 
 RULE_HELP = ("megc (default): IoU >= 0.5 on inclusive frame sets, one-to-one matching; "
              "reference: the AUW-GCN code's rule, IoU > 0.5 on end-start lengths, argmax per ground truth")

@@ -3,12 +3,15 @@
   spot-extract clip.mp4 -o clip.npz                  one source (file, image folder, camera, URL)
   spot-extract DATASET_DIR -o FEATURE_DIR            every video file and image folder under
                                                      DATASET_DIR, one FEATURE_DIR/<name>.npz each
+  spot-extract clip.mp4 -o clip.npz --model M.onnx   with the front-end model M was trained on
 
 The output is the mespot feature-file format (features (T,12,2) float32, valid, timestamps,
 roi_centres, meta with fps and the extractor config) that spot-train reads. Frames are resampled
 to --fps by their timestamps. Dataset runs are parallel across videos and resumable: an existing
 output is skipped unless --overwrite (files are written atomically, so an interrupted run leaves no
 half file). A live source (camera, URL) runs until Ctrl-C, then writes what it has.
+With --model the front-end (and the rate) is the one the model carries; a front-end option that
+contradicts it is refused. A model that names no front-end (older files) gets the default one.
 """
 from __future__ import annotations
 
@@ -19,13 +22,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from mespot.stream.headmotion import HEAD_MOTION, REFLOW_PX
+from mespot.errors import InputError
+from mespot.stream.headmotion import REFLOW_PX
+from mespot.stream.strategies import default_strategy, strategy_names
 
 PROG = "spot-extract"
-
-
-class InputError(Exception):
-    """Bad user input: one line on stderr, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,17 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config name or YAML path whose fps is used when --fps is not given (default: live)")
     parser.add_argument("--image-fps", type=float, default=30.0,
                         help="frame rate of image folders, which carry no timestamps (default: 30)")
-    parser.add_argument("--flow", choices=("dis", "tvl1"), default="dis",
-                        help="optical flow: dis (default, real time) or tvl1 (the reference's, very slow)")
-    parser.add_argument("--crop-size", type=int, default=128, help="aligned face crop side in pixels (default: 128)")
+    parser.add_argument("--model", type=Path, metavar="PATH",
+                        help="extract with the front-end this model (.onnx, .pt) was trained on (default: "
+                             "the options below)")
+    parser.add_argument("--flow", choices=strategy_names("flow"),
+                        help=f"optical flow (default {default_strategy('flow')}): dis (real time) or tvl1 "
+                             "(the reference's, very slow)")
+    parser.add_argument("--crop-size", type=int, help="aligned face crop side in pixels (default: 128)")
     parser.add_argument("--tracker", metavar="SPEC",
                         help="landmarker: 'mesh' (default: MediaPipe's face-mesh model run directly), "
                              "'mesh-graph' (the MediaPipe graph) or a FaceLandmarker FILE.task")
-    parser.add_argument("--head-motion", choices=HEAD_MOTION, default=HEAD_MOTION[0],
-                        help="head motion taken off the flow: similarity-no-g (default: translation, roll and "
-                             "scale fitted at rigid face points), similarity (the fit, then SPEC 2.2's g) or "
-                             "translation (SPEC 2.2's g alone)")
-    parser.add_argument("--reflow-px", type=float, default=REFLOW_PX, metavar="PX",
+    parser.add_argument("--head-motion", choices=strategy_names("head_motion"),
+                        help=f"head motion taken off the flow: {default_strategy('head_motion')} (default: translation, roll and "
+                             "scale fitted at rigid face points), similarity (the fit, then the reference's g "
+                             "of docs/reference-model.md §2.2) or translation (that g alone)")
+    parser.add_argument("--reflow-px", type=float, metavar="PX",
                         help=f"compute the flow again after undoing a fitted head motion above PX crop px per "
                              f"frame (default {REFLOW_PX}; 0: never; needs a similarity head motion)")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
@@ -62,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _is_dataset(path: Path) -> bool:
     """A folder is a dataset when it holds no images directly (else it is one image sequence)."""
-    from mespot.stream.sources import IMAGE_SUFFIXES
+    from mespot.files import IMAGE_SUFFIXES
 
     return path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file())
 
 
 def find_videos(root: Path) -> list[Path]:
     """Video files and image folders under `root`, in natural order of their relative paths."""
-    from mespot.stream.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+    from mespot.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
 
     found = []
     for folder, dirs, files in os.walk(root):
@@ -84,7 +89,7 @@ def find_videos(root: Path) -> list[Path]:
 
 
 def _output_name(video: Path) -> str:
-    from mespot.stream.sources import VIDEO_SUFFIXES
+    from mespot.files import VIDEO_SUFFIXES
 
     return (video.stem if video.suffix.lower() in VIDEO_SUFFIXES else video.name) + ".npz"
 
@@ -172,34 +177,70 @@ def run_dataset(args, fps: float, image_fps: float, frontend_opts: dict) -> int:
     return 1 if failures else 0
 
 
+def _model_metadata(path: Path) -> dict:
+    """What a model file says about itself (ONNX and checkpoints opened by their runtime)."""
+    from mespot.engine.runtime import FORMATS, RuntimeUnavailable, open_runtime
+    from mespot.engine.runtime.metadata import read_sidecar
+
+    try:
+        if path.suffix.lower() in FORMATS["tensorrt"].suffixes and path.suffix.lower() != ".onnx":
+            return read_sidecar(path)
+        backend = "torch" if path.suffix.lower() in FORMATS["torch"].suffixes else "onnx"
+        return open_runtime(path, backend).metadata
+    except (FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _frontend_opts(args, fps: float | None) -> tuple[float, dict]:
+    """The feature rate and FrontEnd options: the user's, or with --model the model's (the user's
+    must agree with it). The front-end is built once here, so a problem fails before any worker."""
+    from mespot.engine.runtime.metadata import metadata_frontend
+    from mespot.stream.frontconfig import FrontEndMismatch, build_frontend, resolve_options
+    from mespot.stream.tracker import TrackerError
+
+    given = {"flow": args.flow, "crop_size": args.crop_size, "tracker": args.tracker,
+             "head_motion": args.head_motion, "reflow_px": args.reflow_px}
+    described = None
+    if args.model is not None:
+        meta = _model_metadata(args.model)
+        described = metadata_frontend(meta)
+        model_fps = float(described["fps"]) if described is not None else float(meta["fps"])
+        if fps is not None and abs(fps - model_fps) > 1e-6:
+            raise InputError(f"--fps {fps:g} contradicts the model {args.model} ({model_fps:g} fps); "
+                             f"leave --fps out to use the model's")
+        fps = model_fps
+    elif given["reflow_px"] is None:
+        given["reflow_px"] = REFLOW_PX
+    try:
+        opts = resolve_options(described, fps=fps, overrides=given)
+        if described is not None or args.tracker:
+            build_frontend(described, fps=fps, overrides=given).close()   # fail here, not in every worker
+    except (FrontEndMismatch, TrackerError) as exc:
+        where = f"model {args.model}: " if args.model is not None else ""
+        raise InputError(f"{where}{exc}") from None
+    opts.pop("fps")
+    return fps, opts
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.fps is not None:
-            fps = args.fps
-        else:
+        fps = args.fps
+        if fps is None and args.model is None:
             from mespot.config import ConfigError, load_config
             try:
                 fps = load_config(args.config).fps
             except ConfigError as exc:
                 raise InputError(str(exc)) from None
-        if fps <= 0 or args.image_fps <= 0:
+        if (fps is not None and fps <= 0) or args.image_fps <= 0:
             raise InputError("--fps and --image-fps must be positive")
-        if not 64 <= args.crop_size <= 512:
+        if args.crop_size is not None and not 64 <= args.crop_size <= 512:
             raise InputError(f"--crop-size must be in 64..512, got {args.crop_size}")
-        if args.tracker:
-            from mespot.stream.tracker import TrackerError, make_tracker
-            try:
-                make_tracker(args.tracker).close()      # fail here, not in every worker
-            except TrackerError as exc:
-                raise InputError(str(exc)) from None
-        frontend_opts = {"flow": args.flow, "crop_size": args.crop_size,
-                         "tracker": args.tracker, "head_motion": args.head_motion,
-                         "reflow_px": args.reflow_px or None}
         path = Path(args.source)
         from mespot.stream.sources import URL_SCHEMES
         if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):
             raise InputError(f"source {args.source!r} not found (not a file, folder, camera index or URL)")
+        fps, frontend_opts = _frontend_opts(args, fps)
         if path.is_dir() and _is_dataset(path):
             return run_dataset(args, fps, args.image_fps, frontend_opts)
         source_opts = {"fps": args.image_fps} if path.is_dir() else {}

@@ -17,13 +17,10 @@ from pathlib import Path
 
 from mespot.cli.args import at_least
 from mespot.engine.runtime.base import FORMATS
+from mespot.errors import InputError
 from mespot.stream.sinks import DEFAULT_ENDPOINT, DEFAULT_HWM
 
 MATCH_IOU = 0.5      # a planted interval counts as found at IoU >= 0.5 (MEGC rule, inclusive frames)
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with native_quiet(not args.verbose):
             return _run(args)
-    except UsageError as exc:
+    except InputError as exc:
         print(f"spot-live: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -83,34 +80,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
-    """Config, runtime and model path, with every user error turned into a UsageError.
+    """Config, runtime and model path, with every user error turned into an InputError.
 
     Without --config the model's own config (carried in its metadata) is used, so its rate and
     decoding parameters travel with it; --config overrides the decoding but must keep the rate.
     """
     from mespot.config import ConfigError, load_config
     from mespot.engine.runtime import RuntimeUnavailable, open_runtime
-    from mespot.engine.runtime.metadata import metadata_config
     from mespot.models import ModelNotFound, default_model_path
+    from mespot.stream.factory import pipeline_config
 
     try:
         config = load_config(args.config) if args.config is not None else None
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     try:
         model_path = args.model if args.model is not None else default_model_path(args.backend)
         runtime = open_runtime(model_path, args.backend, args.device)
     except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
-        raise UsageError(str(exc)) from None
-    if config is None:
-        try:
-            config = metadata_config(runtime.metadata)
-        except (KeyError, ConfigError) as exc:
-            raise UsageError(f"model {model_path} carries no usable config ({exc}); pass --config") from None
-    model_fps = float(runtime.metadata.get("fps", config.fps))
-    if abs(model_fps - config.fps) > 1e-6:
-        raise UsageError(f"model {model_path} runs at {model_fps:g} fps but config {config.name!r} at "
-                         f"{config.fps:g} fps; pick a --config with the model's rate")
+        raise InputError(str(exc)) from None
+    try:
+        config = pipeline_config(runtime, config)
+    except ConfigError as exc:
+        raise InputError(f"model {model_path}: {exc}{'' if args.config is None else ' (--config)'}") from None
     return config, runtime, model_path
 
 
@@ -126,7 +118,7 @@ def _open_sinks(args, stack: ExitStack):
             stack.callback(recorder.close)
             sinks.append(recorder)
     except PublishError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     return publisher, sinks
 
 
@@ -170,12 +162,8 @@ def _run(args) -> int:
 
 
 def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stack: ExitStack):
-    from mespot.engine.online import OnlineEngine
-    from mespot.stream.capture import CaptureThread
-    from mespot.stream.frontend import FrontEnd
-    from mespot.stream.peakpicker import CausalPeakPicker
-    from mespot.stream.pipeline import LivePipeline
-    from mespot.stream.sinks import MessageBus
+    from mespot.stream.factory import build_pipeline
+    from mespot.stream.frontconfig import FrontEndMismatch
     from mespot.stream.sources import SourceError, open_source
     from mespot.stream.tracker import TrackerError
 
@@ -184,17 +172,8 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
         realtime = args.realtime or (args.demo and _show_ui(args))
         source = open_source(spec, realtime=realtime, target_fps=config.fps)
     except SourceError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     stream = _stream_id(args, spec)
-    with err.status(f"loading the face tracker and warming up {runtime.name}..."):
-        try:
-            frontend = FrontEnd(fps=config.fps)
-        except TrackerError as exc:
-            raise UsageError(f"cannot build the face tracker: {exc}") from None
-        runtime.warm_up()
-    engine = OnlineEngine(runtime)
-    picker = CausalPeakPicker(config)
-    bus = MessageBus(sinks, stream=stream)
     observers = []
     dashboard = None
     if _show_ui(args):
@@ -203,13 +182,22 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
         dashboard = Dashboard(title=f"spot-live {stream}: {source.describe()} | {runtime.name} {model_path.name}",
                               thresholds={k: config.decoding(k).apex_threshold for k in ("micro", "macro")})
         observers.append(dashboard)
+    with err.status(f"loading the face tracker and warming up {runtime.name}..."):
+        try:
+            live = build_pipeline(source, runtime, config=config, sinks=sinks, stream=stream,
+                                  score_rate_hz=args.score_rate, observers=observers)
+        except FrontEndMismatch as exc:
+            source.close()
+            raise InputError(f"model {model_path}: {exc}") from None
+        except TrackerError as exc:
+            source.close()
+            raise InputError(f"cannot build the face tracker: {exc}") from None
+        runtime.warm_up()
+    pipeline = live.pipeline
     if args.wait_subscriber > 0:
         with err.status(f"waiting up to {args.wait_subscriber:g} s for a subscriber on {args.pub}..."):
             if not publisher.wait_for_subscriber(args.wait_subscriber):
                 err.print(f"no subscriber after {args.wait_subscriber:g} s; streaming anyway")
-    capture = CaptureThread(source)
-    pipeline = LivePipeline(capture, frontend, engine, picker, bus, config=config, source=source,
-                            score_rate_hz=args.score_rate, observers=observers)
     if dashboard is not None:
         dashboard.start()
     failure: list[BaseException] = []
@@ -230,7 +218,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
     finally:
         if dashboard is not None:
             dashboard.stop()
-        frontend.close()
+        live.close()
     if failure:
         exc = failure[0]
         err.print(f"[red]spot-live: stopped by an error: {type(exc).__name__}: {exc}[/red]")
@@ -276,7 +264,7 @@ def _print_summary(summary, stream, args, err) -> None:
 
 def demo_matches(planted, found) -> list[tuple[object, object | None, float]]:
     """For each planted interval, the found one of the same kind with the highest IoU (MEGC rule)."""
-    from mespot.eval.proposals import iou
+    from mespot.intervals import iou
 
     rows = []
     for p in planted:

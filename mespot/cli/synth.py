@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="macro-expression peak displacement on a 224-px-wide face (default 3,8)")
     p.add_argument("--jpeg-quality", type=_quality_range, default=None, metavar="LO,HI",
                    help="also re-encode every frame as JPEG at a random quality in LO..HI (1-100; default off)")
+    p.add_argument("--renderer", default="gaussian", choices=("gaussian", "piecewise"),
+                   help="how faces are moved: 'gaussian' (Gaussian fields around mesh points, the "
+                        "original) or 'piecewise' (piecewise-affine over the mesh triangulation, its "
+                        "own action units); default gaussian")
+    p.add_argument("--variety", default="standard", choices=("standard", "wide"),
+                   help="'wide': every nuisance over a wider range (amplitudes, asymmetric and held "
+                        "profiles, head turns and nods up to 15 degrees, zoom, flicker, blur, JPEG "
+                        "quality, blinks, talking) and each video's frame size (640x360, 640x480, "
+                        "1280x720) and face width (90-320 px) drawn; options given explicitly win "
+                        "(default standard)")
     p.add_argument("--config", default="live", metavar="NAME|YAML",
                    help="config whose decoding limits planted intervals respect (default live)")
     p.add_argument("--force", action="store_true",
@@ -93,11 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mespot.synth.dataset import DatasetExistsError, generate_dataset
+    from mespot.synth.dataset import DatasetExistsError, Framing, generate_dataset
     from mespot.synth.identities import IdentityError, list_identities
     from mespot.synth.timeline import SynthParams
 
-    params = SynthParams()
+    params = SynthParams.wide() if args.variety == "wide" else SynthParams()
     if args.micro_per_min is not None:
         params = replace(params, micro_per_min=args.micro_per_min)
     if args.macro_per_min is not None:
@@ -118,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest = generate_dataset(args.out, identities, n_videos=args.videos, minutes=args.minutes,
                                     seed=args.seed, fps=args.fps, expressions=not args.no_expressions,
                                     params=params, config=config, progress=not args.quiet,
-                                    overwrite=args.force)
+                                    overwrite=args.force, renderer=args.renderer,
+                                    framing=Framing() if args.variety == "wide" else None)
     except DatasetExistsError as exc:
         print(f"spot-synth: {exc} (--force)", file=sys.stderr)
         return 2

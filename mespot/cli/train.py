@@ -6,7 +6,7 @@
   spot-train fit --features DIR --annotations CSV --config live -o model.pt
       one model on all given subjects, saved as a self-describing checkpoint.
   spot-train adjacency ANNOTATIONS.csv -o OUT.npy
-      the AU co-occurrence prior (SPEC 2.5) of an annotation file.
+      the AU co-occurrence prior (reference-model.md §2.5) of an annotation file.
 `--reference-segments DIR` replaces `--features` for the authors' released segment files.
 """
 from __future__ import annotations
@@ -18,12 +18,9 @@ from pathlib import Path
 from rich.console import Console
 
 from mespot.config import ConfigError, load_config
+from mespot.errors import InputError
 
 PROG = "spot-train"
-
-
-class InputError(Exception):
-    """Bad user input: reported as one line on stderr, exit status 2."""
 
 
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     loso.add_argument("-o", "--output", type=Path, required=True, metavar="RUN_DIR",
                       help="folder for folds/, per_subject.csv, summary.json, report.md and plots")
     loso.add_argument("--rule", choices=("megc", "reference"), default="megc",
-                      help="matching rule: megc (IoU >= 0.5, one-to-one; default) or reference (SPEC 7)")
+                      help="matching rule: megc (IoU >= 0.5, one-to-one; default) or reference (reference-model.md §7)")
     loso.add_argument("--resume", action="store_true", help="keep finished folds of RUN_DIR, run the rest")
     loso.add_argument("--adjacency-from-training", action="store_true",
                       help="per fold, build the AU prior from the training subjects' annotations only "
@@ -74,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.pt", help="checkpoint to write")
     fit.set_defaults(run=_run_fit)
 
-    adj = sub.add_parser("adjacency", help="AU co-occurrence prior of an annotation CSV (SPEC 2.5)",
+    adj = sub.add_parser("adjacency", help="AU co-occurrence prior of an annotation CSV (reference-model.md §2.5)",
                          description="Write the 12x12 row-normalised AU co-occurrence matrix of an "
                                      "annotation CSV as float32 .npy (usable as a config's `adjacency`).")
     adj.add_argument("annotations", type=Path, metavar="ANNOTATIONS.csv")
@@ -86,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace, console: Console):
     """Config, annotations and videos from the command line; InputError for anything unusable."""
     from mespot.data.annotations import load_annotations
-    from mespot.data.videos import load_feature_dir, load_reference_segments
+    from mespot.data.videos import common_frontend, load_feature_dir, load_reference_segments
 
     try:
         config = load_config(args.config)
@@ -100,6 +97,10 @@ def _load(args: argparse.Namespace, console: Console):
         raise InputError(str(exc)) from None
     if not videos:
         raise InputError("no videos to train on")
+    try:
+        common_frontend(videos)         # one model matches one front-end: refuse a mix before training
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     rates = sorted({v.fps for v in videos})
     if any(abs(r - config.fps) > 1e-6 for r in rates):
         raise InputError(f"features are at {', '.join(f'{r:g}' for r in rates)} fps but config "
@@ -162,6 +163,7 @@ def _print_summary(console: Console, run_dir: Path, n_folds: int) -> None:
 def _run_fit(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from mespot.data.videos import common_frontend
     from mespot.engine.checkpoint import save_checkpoint
     from mespot.engine.priors import resolve_adjacency
     from mespot.train.dataset import BuildReport, build_segments, normalisation_stats
@@ -202,7 +204,8 @@ def _run_fit(args: argparse.Namespace, console: Console) -> int:
     extra = {"trained_on_subjects": sorted({v.subject for v in videos}), "videos": len(videos),
              "segments": len(segments), "intervals": report.intervals_used,
              "annotations": str(args.annotations), "final_loss": losses[-1]}
-    save_checkpoint(args.output, model, config=config, fps=config.fps, epoch=epochs - 1, extra=extra)
+    save_checkpoint(args.output, model, config=config, fps=config.fps, epoch=epochs - 1, extra=extra,
+                    frontend=common_frontend(videos))
     console.print(f"wrote {args.output} (epoch {epochs - 1}, final loss {losses[-1]:.4f})")
     return 0
 

@@ -1,9 +1,9 @@
-"""The AU co-occurrence graph prior built from annotation rows (SPEC 2.5).
+"""The AU co-occurrence graph prior built from annotation rows (reference-model.md §2.5).
 
 The count is the reference's, kept exactly so that `casme2.npy` is reproduced: per row, the AU
 tokens that are exactly one of the six mapped AUs survive; one survivor adds 1 to the diagonal of
 each of its ROIs, several add 1 to both (i, j) and (j, i) for every ROI pair of every unordered pair
-of survivors. Rows with no survivor are skipped. ROIs are the graph nodes of SPEC 2.1.
+of survivors. Rows with no survivor are skipped. ROIs are the graph nodes of reference-model.md §2.1.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from mespot.engine.priors import row_normalise
 from mespot.types import N_ROIS
 
 # AU -> graph nodes, as the reference maps them (its AU1/AU2 brow assignment is reversed relative to
-# FACS, SPEC 10.8; kept so the shipped priors are reproduced). Nose nodes 6 and 7 carry no AU.
+# FACS, reference-model.md §10.8; kept so the shipped priors are reproduced). Nose nodes 6 and 7 carry no AU.
 AU_TO_ROIS: dict[str, tuple[int, ...]] = {
     "1": (0, 1, 4, 5),
     "2": (2, 3),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from mespot.types import check_kind
+
 COLUMNS = ("subject", "video_name", "start_frame", "apex_frame", "end_frame", "type_idx", "au")
 KIND_OF_TYPE = {1: "macro", 2: "micro"}
 TYPE_OF_KIND = {kind: idx for idx, kind in KIND_OF_TYPE.items()}
@@ -34,15 +36,14 @@ class Annotation:
 
     subject: str
     video: str
-    start: int
+    onset: int         # the CSV's start_frame
     apex: int
-    end: int
+    offset: int        # the CSV's end_frame
     kind: str          # "micro" | "macro"
     au: str
 
     def __post_init__(self) -> None:
-        if self.kind not in TYPE_OF_KIND:
-            raise ValueError(f"Annotation.kind must be micro or macro, got {self.kind!r}")
+        check_kind(self.kind, "Annotation")
 
     @property
     def type_idx(self) -> int:
@@ -53,22 +54,22 @@ class Annotation:
 def oddities(a: Annotation) -> list[str]:
     """The oddity codes of one row (empty for a clean row); see the module constants."""
     found = []
-    zeros = (a.start == 0) + (a.apex == 0) + (a.end == 0)
+    zeros = (a.onset == 0) + (a.apex == 0) + (a.offset == 0)
     if zeros >= 2:
         found.append(TWO_ZEROS)
-    if a.start == 0:
+    if a.onset == 0:
         found.append(START_ZERO)
     if a.apex == 0:
         found.append(APEX_ZERO)
     if a.apex == -1:
         found.append(APEX_UNKNOWN)
-    if a.end == 0:
+    if a.offset == 0:
         found.append(END_ZERO)
-    if a.end > 0 and a.apex > a.end:
+    if a.offset > 0 and a.apex > a.offset:
         found.append(APEX_AFTER_END)
-    if a.apex > 0 and a.apex < a.start:
+    if a.apex > 0 and a.apex < a.onset:
         found.append(APEX_BEFORE_START)
-    if a.start < 0 or a.end < 0 or a.apex < -1:
+    if a.onset < 0 or a.offset < 0 or a.apex < -1:
         found.append(NEGATIVE)
     return found
 
@@ -142,9 +143,9 @@ def _read_rows(reader: csv.DictReader, path: Path) -> AnnotationSet:
         a = Annotation(
             subject=record["subject"].strip(),
             video=record["video_name"].strip(),
-            start=_parse_int(record["start_frame"], "start_frame", where),
+            onset=_parse_int(record["start_frame"], "start_frame", where),
             apex=_parse_int(record["apex_frame"], "apex_frame", where),
-            end=_parse_int(record["end_frame"], "end_frame", where),
+            offset=_parse_int(record["end_frame"], "end_frame", where),
             kind=KIND_OF_TYPE[type_idx],
             au=record["au"],
         )
@@ -152,7 +153,7 @@ def _read_rows(reader: csv.DictReader, path: Path) -> AnnotationSet:
             raise ValueError(f"{where}: empty subject or video_name")
         rows.append(a)
         for code in oddities(a):
-            issues.append(f"{where}: {a.video} {a.kind} {a.start}/{a.apex}/{a.end}: {code}")
+            issues.append(f"{where}: {a.video} {a.kind} {a.onset}/{a.apex}/{a.offset}: {code}")
     return AnnotationSet(rows=rows, issues=issues)
 
 
@@ -164,23 +165,23 @@ def write_annotations(path: str | Path, rows: Iterable[Annotation]) -> None:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         for a in rows:
-            writer.writerow([a.subject, a.video, a.start, a.apex, a.end, a.type_idx, a.au])
+            writer.writerow([a.subject, a.video, a.onset, a.apex, a.offset, a.type_idx, a.au])
 
 
 def training_interval(a: Annotation, length: int) -> tuple[int, int, int] | None:
     """(start, apex, end) for building training targets over `length` indices, or None to skip.
 
-    The reference's repairs (SPEC 3.1): skip a row with >= 2 zeros among start/apex/end; an unknown
+    The reference's repairs (reference-model.md §3.1): skip a row with >= 2 zeros among start/apex/end; an unknown
     offset (end 0) becomes 2*apex - start; an apex of 0 becomes the midpoint; the end is clipped to
     length - 1; a row whose apex is at or past the end of the video is skipped.
     """
-    start, apex, end = a.start, a.apex, a.end
+    start, apex, end = a.onset, a.apex, a.offset
     if (start == 0) + (apex == 0) + (end == 0) >= 2:
         return None
     if end == 0:
         end = 2 * apex - start
     elif apex == 0 or apex == -1:
-        # FIX (SPEC 10.6): the reference leaves apex -1 (SAMM's "unknown apex") as a negative index,
+        # FIX (reference-model.md §10.6): the reference leaves apex -1 (SAMM's "unknown apex") as a negative index,
         # which writes the apex flag on the last index of the video; we treat it like apex 0.
         apex = (start + end) // 2
     end = min(end, length - 1)

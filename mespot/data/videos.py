@@ -1,13 +1,14 @@
 """Whole-video feature records for training and evaluation, from either feature source.
 
 (a) The project's own per-video files (mespot.featurefile, written by `spot-extract`).
-(b) The authors' released segment files (SPEC 3.1): `<video>_<offset>.npz` with `feature`
+(b) The authors' released segment files (reference-model.md §3.1): `<video>_<offset>.npz` with `feature`
     (270, 12, 2), `label` (270, 8) and `video_name`; segment s covers indices 256s-7 .. 256s+262,
     so the central 256 rows of the segments, in offset order, are the whole video (its last
     segment zero-padded to 256). The labels are not read: they follow from the annotation CSV.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,15 @@ _SEGMENT_NAME = re.compile(r"^(?P<video>.+)_(?P<offset>\d{4,})\.npz$")
 
 @dataclass
 class VideoFeatures:
-    """One video: features (T, 12, 2) float32, valid (T,) bool, at `fps` feature indices per second."""
+    """One video: features (T, 12, 2) float32, valid (T,) bool, at `fps` feature indices per second;
+    `frontend` the FrontEnd.config() that extracted them (None: not known, e.g. the authors' files)."""
 
     video: str
     subject: str
     features: np.ndarray
     valid: np.ndarray
     fps: float
+    frontend: dict | None = None
 
     def __post_init__(self) -> None:
         t = len(self.features)
@@ -78,8 +81,31 @@ def load_feature_dir(folder: str | Path, annotations: AnnotationSet,
                              f"no 'subject' in its meta, no annotated subject prefixes its name")
         if "fps" not in ff.meta:
             raise ValueError(f"{path}: meta has no 'fps'")
-        out.append(VideoFeatures(video, str(subject), ff.features, ff.valid, ff.fps))
+        out.append(VideoFeatures(video, str(subject), ff.features, ff.valid, ff.fps, ff.meta.get("extractor")))
     return out
+
+
+def common_frontend(videos: list[VideoFeatures]) -> dict | None:
+    """The one front-end all `videos` were extracted with, to be carried by the model trained on them.
+
+    None when no video says (the authors' segment files); ValueError when they were extracted with
+    different front-ends, or only some of them say, since one model cannot match both at run time.
+    """
+    described = [v for v in videos if v.frontend is not None]
+    if not described:
+        return None
+    if len(described) < len(videos):
+        unknown = next(v.video for v in videos if v.frontend is None)
+        raise ValueError(f"{unknown} does not say which front-end extracted it, {described[0].video} does; "
+                         f"extract every video with the same spot-extract settings")
+    first = described[0]
+    for v in described[1:]:
+        if json.dumps(v.frontend, sort_keys=True) != json.dumps(first.frontend, sort_keys=True):
+            changed = sorted(k for k in set(first.frontend) | set(v.frontend)
+                             if first.frontend.get(k) != v.frontend.get(k))
+            raise ValueError(f"{first.video} and {v.video} were extracted with different front-ends "
+                             f"({', '.join(changed)} differ); extract every video with the same settings")
+    return dict(first.frontend)
 
 
 def load_reference_segments(folder: str | Path, fps: float = 30.0,

@@ -3,9 +3,10 @@
 Our format (a dict written with torch.save, loadable with `weights_only=True`):
   format "mespot-auwgcn", format_version 1, mespot_version, state_dict (AUWGCN keys, including the
   adjacency and input_mean/input_std buffers), adjacency (12x12 list), input_mean/input_std (2 floats,
-  raw feature units), fps, config (Config.to_dict()), epoch, extra (free dict).
-The authors' format: {'epoch': int, 'state_dict': {...}} with the reference module names (SPEC 4),
-optionally prefixed `module.` (DataParallel); those models get the fixed normalisation of SPEC 2.4.
+  raw feature units), fps, config (Config.to_dict()), epoch, extra (free dict), frontend (the
+  FrontEnd.config() of the training features, or None when not known; absent in older files).
+The authors' format: {'epoch': int, 'state_dict': {...}} with the reference module names (reference-model.md §4),
+optionally prefixed `module.` (DataParallel); those models get the fixed normalisation of reference-model.md §2.4.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ _OURS_REQUIRED = ("format", "state_dict", "adjacency", "input_mean", "input_std"
 
 
 def save_checkpoint(path: str | Path, model: AUWGCN, *, config: Config, fps: float, epoch: int,
-                    extra: dict[str, Any] | None = None) -> None:
+                    extra: dict[str, Any] | None = None, frontend: dict[str, Any] | None = None) -> None:
     """Write `model` with everything a runtime needs to use it (atomic: temp file then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +59,7 @@ def save_checkpoint(path: str | Path, model: AUWGCN, *, config: Config, fps: flo
         "config": config.to_dict(),
         "epoch": int(epoch),
         "extra": dict(extra or {}),
+        "frontend": None if frontend is None else dict(frontend),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -170,7 +172,8 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
 
     Keys: format ('mespot' | 'authors'), fps (None for the authors' files), config (a Config, or None
     for the authors' files), adjacency (12x12 float32), input_mean / input_std (tuples of 2 floats),
-    epoch (int or None), mespot_version (or None), extra (dict).
+    epoch (int or None), mespot_version (or None), extra (dict), frontend (dict, or None when the
+    file does not say: older files and the authors' ones).
     """
     path = Path(path)
     data = _read(path)
@@ -186,6 +189,7 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
             "epoch": data.get("epoch"),
             "mespot_version": data.get("mespot_version"),
             "extra": dict(data.get("extra") or {}),
+            "frontend": dict(data["frontend"]) if data.get("frontend") else None,
         }
     state = _authors_state(data)
     if state is None:
@@ -200,4 +204,5 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
         "epoch": data.get("epoch"),
         "mespot_version": None,
         "extra": {},
+        "frontend": None,
     }

@@ -1,4 +1,4 @@
-"""AUW-GCN (ICME 2023, arXiv 2303.09114), exactly the reference architecture (SPEC section 4).
+"""AUW-GCN (ICME 2023, arXiv 2303.09114), exactly the reference architecture (reference-model.md §4).
 
 Input (B, T, 12, 2) raw ROI flow features; output (B, 10, T) logits. Channel meaning:
 0-2 micro {start, end, none} (softmax), 3-5 macro {start, end, none}, 6 micro apex, 7 macro apex
@@ -20,9 +20,9 @@ N_NODES = 12
 NODE_DIM = 16
 HIDDEN = 64
 N_OUT = 10
-RIGHT_CONTEXT = 5            # receptive field t-5..t+5 (SPEC 4)
+RIGHT_CONTEXT = 5            # receptive field t-5..t+5 (reference-model.md §4)
 
-# The reference's fixed normalisation (SPEC 2.4), used only for the authors' checkpoints.
+# The reference's fixed normalisation (reference-model.md §2.4), used only for the authors' checkpoints.
 REFERENCE_MEAN = (0.003463, 0.003873)
 REFERENCE_STD = (0.548588, 0.645621)
 

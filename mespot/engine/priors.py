@@ -1,7 +1,7 @@
 """The two AU co-occurrence priors of the reference model, as raw integer counts.
 
-Counts are facts about the annotations (SPEC 2.5/2.6): `casme2` is what the counting procedure gives
-on the CAS(ME)^2 CSV, `samm` is recovered from the shipped matrix and its row sums (SPEC 2.5: 70, 114,
+Counts are facts about the annotations (reference-model.md §2.5/2.6): `casme2` is what the counting procedure gives
+on the CAS(ME)^2 CSV, `samm` is recovered from the shipped matrix and its row sums (reference-model.md §2.5: 70, 114,
 235, 200). Row-normalising them (L1 + 1e-6) gives the shipped matrices to float32 precision; a test
 checks both against the reference .npy files when they are present. numpy only: the live path uses it.
 """

@@ -4,7 +4,7 @@ Two rules (docs/evaluation.md):
 - `megc` (default, the challenge's): a pair matches when IoU >= 0.5 on inclusive frame sets; each
   ground truth and each prediction is used at most once, and the number of matches is the maximum
   possible (maximum bipartite matching per video and kind), so the result never depends on row order.
-- `reference` (the authors' code after its evaluation fix, SPEC 7 / 10.1): IoU > 0.5 on end - start
+- `reference` (the authors' code after its evaluation fix, reference-model.md §7 / §10.1): IoU > 0.5 on end - start
   lengths; each ground truth marks its argmax prediction; TP = distinct marked predictions.
 Ground truth is used as stored (an end of 0 makes a row unmatchable, but it still counts in m).
 Counts are pooled over videos; `overall` sums tp, n and m of both kinds before the ratios.
@@ -20,8 +20,8 @@ from typing import Iterable, Protocol
 
 from mespot.config import KINDS
 from mespot.data.annotations import KIND_OF_TYPE, TYPE_OF_KIND
-from mespot.eval.proposals import IOU_RULES, intersection_union
-from mespot.types import Interval
+from mespot.intervals import IOU_RULES, intersection_union
+from mespot.types import Interval, check_kind
 
 PREDICTION_COLUMNS = ("video_name", "start_frame", "end_frame", "score", "type_idx")
 SCOPES = ("micro", "macro", "overall")
@@ -31,8 +31,8 @@ class Span(Protocol):
     """What matching needs of a row: annotations and predictions both provide it."""
 
     video: str
-    start: int
-    end: int
+    onset: int
+    offset: int
     kind: str
 
 
@@ -41,14 +41,13 @@ class Prediction:
     """One spotted interval of a video, as in the prediction CSV (inclusive frame numbers)."""
 
     video: str
-    start: int
-    end: int
+    onset: int         # the CSV's start_frame
+    offset: int        # the CSV's end_frame
     score: float
     kind: str
 
     def __post_init__(self) -> None:
-        if self.kind not in TYPE_OF_KIND:
-            raise ValueError(f"Prediction.kind must be micro or macro, got {self.kind!r}")
+        check_kind(self.kind, "Prediction")
 
     @property
     def type_idx(self) -> int:
@@ -80,7 +79,7 @@ class Counts:
 
 
 def _is_match(gt: Span, pred: Span, rule: str) -> bool:
-    inter, union = intersection_union((gt.start, gt.end), (pred.start, pred.end), rule)
+    inter, union = intersection_union((gt.onset, gt.offset), (pred.onset, pred.offset), rule)
     if union <= 0 or inter <= 0:
         return False
     return 2 * inter >= union if rule == "megc" else 2 * inter > union
@@ -88,6 +87,11 @@ def _is_match(gt: Span, pred: Span, rule: str) -> bool:
 
 def _max_bipartite(edges: list[list[int]], n_right: int) -> int:
     """Size of a maximum matching; edges[i] lists the right nodes left node i may take (Kuhn)."""
+    return sum(owner >= 0 for owner in _matching(edges, n_right))
+
+
+def _matching(edges: list[list[int]], n_right: int) -> list[int]:
+    """A maximum matching as the left node owning each right node (-1: none)."""
     owner = [-1] * n_right
 
     def augment(i: int, seen: list[bool]) -> bool:
@@ -99,7 +103,23 @@ def _max_bipartite(edges: list[list[int]], n_right: int) -> int:
                     return True
         return False
 
-    return sum(augment(i, [False] * n_right) for i in range(len(edges)))
+    for i in range(len(edges)):
+        augment(i, [False] * n_right)
+    return owner
+
+
+def found_ground_truth(gts: list[Span], preds: list[Span]) -> list[bool]:
+    """Per ground truth of one video: matched by a prediction of its kind in the maximum one-to-one
+    matching of the MEGC rule (the matching whose size is the true-positive count)."""
+    found = [False] * len(gts)
+    for kind in KINDS:
+        left = [k for k, g in enumerate(gts) if g.kind == kind]
+        right = [p for p in preds if p.kind == kind]
+        edges = [[j for j, p in enumerate(right) if _is_match(gts[k], p, "megc")] for k in left]
+        for owner in _matching(edges, len(right)):
+            if owner >= 0:
+                found[left[owner]] = True
+    return found
 
 
 def _matched(gts: list[Span], preds: list[Span], rule: str) -> int:
@@ -111,7 +131,7 @@ def _matched(gts: list[Span], preds: list[Span], rule: str) -> int:
     for g in gts:
         best_iou, best_j = 0.0, -1
         for j, p in enumerate(preds):
-            inter, union = intersection_union((g.start, g.end), (p.start, p.end), rule)
+            inter, union = intersection_union((g.onset, g.offset), (p.onset, p.offset), rule)
             value = inter / union if union > 0 else 0.0
             if value > best_iou:
                 best_iou, best_j = value, j
@@ -192,4 +212,4 @@ def write_predictions(path: str | Path, predictions: Iterable[Prediction]) -> No
         writer = csv.writer(fh)
         writer.writerow(PREDICTION_COLUMNS)
         for p in predictions:
-            writer.writerow([p.video, p.start, p.end, repr(float(p.score)), p.type_idx])
+            writer.writerow([p.video, p.onset, p.offset, repr(float(p.score)), p.type_idx])

@@ -33,15 +33,17 @@ class ExportError(RuntimeError):
 
 
 def resolve_model(model_or_checkpoint: AUWGCN | str | Path, config: Config | None,
-                  fps: float | None) -> tuple[AUWGCN, Config, float, dict[str, Any]]:
-    """An eval-mode model plus the config, fps and provenance to describe it with.
+                  fps: float | None) -> tuple[AUWGCN, Config, float, dict[str, Any], dict[str, Any] | None]:
+    """An eval-mode model plus the config, fps, provenance and front-end to describe it with.
 
-    For a checkpoint, config and fps default to what it carries; for a bare model both are required.
+    For a checkpoint, config and fps default to what it carries, and the front-end is the one it
+    carries (None when it names none); for a bare model config is required (front-end: pass
+    `frontend=` to export_onnx).
     """
     if isinstance(model_or_checkpoint, AUWGCN):
         if config is None:
             raise ValueError("exporting a bare model needs config= (the checkpoint form carries one)")
-        return model_or_checkpoint.eval(), config, float(config.fps if fps is None else fps), {}
+        return model_or_checkpoint.eval(), config, float(config.fps if fps is None else fps), {}, None
     from mespot.engine.checkpoint import checkpoint_info, load_checkpoint
 
     path = Path(model_or_checkpoint)
@@ -51,7 +53,7 @@ def resolve_model(model_or_checkpoint: AUWGCN | str | Path, config: Config | Non
     if fps is None:
         fps = config.fps if info["fps"] is None else info["fps"]
     source = {"checkpoint": str(path), "checkpoint_format": info["format"], "epoch": info.get("epoch")}
-    return model, config, float(fps), source
+    return model, config, float(fps), source, info["frontend"]
 
 
 def _torch_to_onnx(model: AUWGCN):
@@ -93,19 +95,20 @@ def parity_check(model: AUWGCN, onnx_path: Path, *, lengths=CHECK_LENGTHS, seed:
 
 def export_onnx(model_or_checkpoint: AUWGCN | str | Path, out_path: str | Path, *, config: Config | None = None,
                 fps: float | None = None, window: int | None = None,
-                tolerance: float = TOLERANCE) -> dict[str, Any]:
+                tolerance: float = TOLERANCE, frontend: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export to `out_path` (+ `out_path`.json), check it against PyTorch, return a report dict.
 
     Report keys: path, sidecar, opset, window, fps, max_abs_diff, diff_by_length, seconds, bytes.
     Raises ExportError (after writing the file, so it can be inspected) when the check fails.
     """
     started = time.perf_counter()
-    model, config, fps, source = resolve_model(model_or_checkpoint, config, fps)
+    model, config, fps, source, carried = resolve_model(model_or_checkpoint, config, fps)
+    frontend = carried if frontend is None else frontend
     model = model.cpu().eval()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     source = {**source, "torch": torch.__version__, "opset": OPSET}
-    meta = model_metadata(model, config=config, fps=fps, window=window, source=source)
+    meta = model_metadata(model, config=config, fps=fps, window=window, source=source, frontend=frontend)
     sidecar = write_onnx_with_metadata(_torch_to_onnx(model), out_path, meta)
     diffs = parity_check(model, out_path)
     worst = max(diffs.values())

@@ -26,7 +26,7 @@ def export_engine(model_or_checkpoint: AUWGCN | str | Path, out_path: str | Path
                   max_batch: int = DEFAULT_MAX_BATCH, max_frames: int = DEFAULT_MAX_FRAMES) -> dict[str, Any]:
     """Write OUT.onnx (checked), then the plan OUT and OUT.json; return a report with both checks."""
     target = build_target()                       # fails early, before exporting, without TensorRT/GPU
-    model, config, fps, _ = resolve_model(model_or_checkpoint, config, fps)
+    model, config, fps, _, _ = resolve_model(model_or_checkpoint, config, fps)
     out_path = Path(out_path)
     onnx_path = out_path.with_suffix(".onnx")
     onnx_report = export_onnx(model_or_checkpoint, onnx_path, config=config, fps=fps, window=window)

@@ -58,11 +58,6 @@ class SimilarityFit:
         return np.array([[a, -b, t[0]], [b, a, t[1]]])
 
 
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Closed-form least-squares similarity mapping src (K, 2) onto dst (K, 2); a (2, 3) matrix."""
-    return SimilarityFit(dst)(src)
-
-
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Map (K, 2) points with a (2, 3) affine matrix."""
     return points @ matrix[:, :2].T + matrix[:, 2]
@@ -87,7 +82,7 @@ class Aligner:
     Only the part of a frame that the crop reads is converted to grey (a `GreyPatch`): converting
     and warping one channel of ~250x250 px costs about half of warping three channels out of the
     whole frame and converting the crop, mostly in memory traffic, which is what a frame costs
-    after a frame period of idle (measured: 0.37 against 0.65 ms for both crops).
+    after a frame period of idle (docs/benchmarks.md, design measurements).
     """
 
     def __init__(self, crop_size: int = 128) -> None:

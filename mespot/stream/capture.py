@@ -29,7 +29,8 @@ _END = object()
 class CaptureThread:
     """Run `source` on a daemon thread; `.get(timeout)` / iteration on the consumer side."""
 
-    def __init__(self, source: Source, *, policy: str | None = None, maxsize: int | None = None) -> None:
+    def __init__(self, source: Source, *, policy: str | None = None, maxsize: int | None = None,
+                 start: bool = True) -> None:
         if policy is None:
             policy = "drop_oldest" if source.is_live else "block"
         if policy not in POLICIES:
@@ -47,7 +48,14 @@ class CaptureThread:
         self._ended = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="mespot-capture", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
+
+    def start(self) -> None:
+        """Start reading (idempotent). A capture built with start=False starts at the first `get`,
+        so a camera built ahead of a slow start-up (a subscriber wait) drops nothing meanwhile."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
 
     # -- producer side -------------------------------------------------------------------
     def _put(self, item) -> bool:
@@ -107,6 +115,8 @@ class CaptureThread:
         if self._ended:
             self._raise_pending()
             return None
+        if self._thread.ident is None and not self._stop.is_set():
+            self.start()
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:

@@ -1,4 +1,4 @@
-"""Dense optical flow between two aligned grey crops.
+"""Dense optical flow between two aligned grey crops, as strategy objects (mespot.stream.strategies).
 
 `dis` (default, live): OpenCV DIS with its FAST preset, well under a millisecond on a 128 px crop.
 `tvl1` (offline comparison only): OpenCV-contrib's CPU Dual TV-L1 with its defaults, which match
@@ -8,30 +8,51 @@ median-filters the flow), hundreds of times slower. Output: (H, W, 2) float32, p
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 import cv2
 import numpy as np
 
-FLOW_METHODS = ("dis", "tvl1")
+
+class FlowMethod(Protocol):
+    """The flow stage: `method(prev, cur)` is the flow that moves `prev` onto `cur`,
+    cur(x + flow(x)) ~ prev(x); `config()` names it and every parameter that changes its output."""
+
+    name: str
+
+    def __call__(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray: ...
+
+    def config(self) -> dict: ...
 
 
-class FlowEstimator:
-    def __init__(self, method: str = "dis") -> None:
-        if method not in FLOW_METHODS:
-            raise ValueError(f"unknown flow method {method!r}; valid: {', '.join(FLOW_METHODS)}")
-        self.method = method
-        if method == "dis":
-            self._impl = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        else:
-            self._impl = cv2.optflow.DualTVL1OpticalFlow_create()
+class DisFlow:
+    """OpenCV DIS, FAST preset (the live default)."""
+
+    name = "dis"
+
+    def __init__(self) -> None:
+        self._impl = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
     def __call__(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-        """Flow that moves `prev` onto `cur`: cur(x + flow(x)) ~ prev(x)."""
         return self._impl.calc(prev, cur, None)
 
     def config(self) -> dict:
-        if self.method == "dis":
-            return {"method": "dis", "preset": "fast"}
+        return {"method": self.name, "preset": "fast"}
+
+
+class TvL1Flow:
+    """OpenCV-contrib's CPU Dual TV-L1 with its defaults (offline comparison with the reference)."""
+
+    name = "tvl1"
+
+    def __init__(self) -> None:
+        self._impl = cv2.optflow.DualTVL1OpticalFlow_create()
+
+    def __call__(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        return self._impl.calc(prev, cur, None)
+
+    def config(self) -> dict:
         t = self._impl
-        return {"method": "tvl1", "tau": t.getTau(), "lambda": t.getLambda(), "theta": t.getTheta(),
+        return {"method": self.name, "tau": t.getTau(), "lambda": t.getLambda(), "theta": t.getTheta(),
                 "nscales": t.getScalesNumber(), "warps": t.getWarpingsNumber(), "epsilon": t.getEpsilon(),
                 "iterations": t.getOuterIterations() * t.getInnerIterations()}

@@ -20,10 +20,10 @@ Alignment: the previous and the current image are both warped, in grey, with the
 similarity transform, so head position, size and roll are normalised while landmark jitter cannot
 appear as motion; what the head itself moved between the two frames stays in the flow, and its
 translation, roll and scale change are removed by a similarity motion field fitted to the flow at
-rigid face points (mespot.stream.headmotion; by default without SPEC 2.2's g after it, which the
-fit's own translation replaces; docs/frontend.md has the measurements). (Warping each image with
-its own transform instead was measured worse: on single_face.mp4 its neutral-part ROI magnitudes were 2-3x higher, and a still
-image gave 0.55 px of spurious motion against exactly 0.)
+rigid face points (mespot.stream.headmotion; by default without the reference's g after it, which
+the fit's own translation replaces: reference-model.md §2.2, and docs/frontend.md for the
+measurements). Warping each image with its own transform instead would let landmark jitter show as
+motion (docs/frontend.md, Alignment).
 
 Feature units: pixels of the aligned crop per frame (the crop is `crop_size` px with the outer eye
 corners 0.5 * crop_size apart). No normalisation here; training computes its own.
@@ -40,15 +40,17 @@ import numpy as np
 
 from mespot.featurefile import FeatureFile
 from mespot.stream.align import Aligner, GreyPatch, apply_transform
-from mespot.stream.flow import FlowEstimator
-from mespot.stream.headmotion import HEAD_MOTION, REFLOW_PX, RIGID_MESH, HeadMotionFit
+from mespot.stream.flow import FlowMethod
+from mespot.stream.headmotion import REFLOW_PX, RIGID_MESH, HeadMotion, HeadMotionFit
 from mespot.stream.landmarks import (ALIGN_IBUG, INNER_EYE_IBUG, NOSE_BOX_IBUG, ROI_IBUG,
                                      mesh_indices)
 from mespot.stream.roi import RoiReducer
+from mespot.stream.stages import FRONTEND_STAGES
+from mespot.stream.strategies import make_strategy
 from mespot.stream.tracker import Tracker, make_tracker
 from mespot.types import N_ROIS, Frame, FrameFeatures
 
-STAGES = ("landmarks", "align", "flow", "roi")
+STAGES = FRONTEND_STAGES
 PATCH_MARGIN = 0.1     # growth of a frame's grey patch, per side, as a share of the warp's source box
 BRIDGE_GAPS = 2        # gap frames in a row that the flow is measured across (67 ms at 30 fps)
 # Order of the mapped points the front-end reads each frame.
@@ -79,43 +81,47 @@ class FrontEnd:
     """Stateful per-frame feature extractor. Not thread-safe: one instance per stream.
 
     fps: the rate the frames arrive at (for detecting holes in timestamps).
-    tracker: a `Tracker`, a `.task` path, or None for the MediaPipe face mesh.
-    flow: 'dis' (live) or 'tvl1' (offline comparison).
+    tracker: a `Tracker`, a tracker spec (mespot.stream.tracker.make_tracker), or None for the
+    MediaPipe face mesh.
+    flow: a flow method or its name in mespot.stream.strategies: 'dis' (live) or 'tvl1' (offline
+    comparison).
     crop_size: side of the aligned crop in pixels; roi_radius: ROI patch half-size in crop pixels
     (default 5 at 128 px, scaled with the crop: an 11x11 patch, as in the reference).
     max_jump: largest eye-centre shift between frames, in eye distances, still one track.
     max_faces: faces considered at acquisition by the default tracker (the largest is followed).
-    head_motion: 'similarity-no-g' (default) fits the head's translation, roll and scale between the
-    two frames to the flow at rigid face points and takes that field off (mespot.stream.headmotion);
-    'similarity' takes SPEC 2.2's g off after it too; 'translation' is SPEC 2.2 alone.
+    head_motion: a HeadMotion (HeadMotionMode) or its name in mespot.stream.strategies. 'similarity-no-g'
+    (default) fits the head's translation, roll and scale between the two frames to the flow at
+    rigid face points and takes that field off (mespot.stream.headmotion); 'similarity' takes
+    the reference's g off after it too; 'translation' is that g alone (reference-model.md §2.2).
     reflow_px: with a similarity fit (ignored for 'translation'), when the fitted motion exceeds this
     many crop px per frame at a rigid point, the previous crop is moved by it and the flow computed
     again, so the second flow only sees what is left (DIS is more accurate on small motions); None:
     never.
     """
 
-    def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None, flow: str = "dis",
-                 crop_size: int = 128, roi_radius: int | None = None, max_jump: float = 0.25,
-                 max_faces: int = 3, head_motion: str = "similarity-no-g",
+    def __init__(self, fps: float = 30.0, *, tracker: Tracker | str | None = None,
+                 flow: FlowMethod | str = "dis", crop_size: int = 128, roi_radius: int | None = None,
+                 max_jump: float = 0.25, max_faces: int = 3,
+                 head_motion: HeadMotion | str = "similarity-no-g",
                  reflow_px: float | None = REFLOW_PX) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        if head_motion not in HEAD_MOTION:
-            raise ValueError(f"head_motion must be one of {', '.join(HEAD_MOTION)}, got {head_motion!r}")
+        head_motion = make_strategy("head_motion", head_motion)
+        flow = make_strategy("flow", flow)
         # OpenCV's own thread pool splits each 128 px warp and flow call across cores; on a few
-        # shared cores the hand-off costs more than it saves (flow p90 ~5 ms against ~0.8 ms on one
-        # thread, at 30 fps pacing) and streams already run side by side. Results do not change.
+        # shared cores the hand-off costs more than it saves, and streams already run side by side
+        # (docs/benchmarks.md, design measurements). Results do not change.
         cv2.setNumThreads(1)
         self.fps = float(fps)
         self.max_jump = max_jump
-        self.tracker = tracker if isinstance(tracker, Tracker) else make_tracker(tracker, max_faces=max_faces)
-        self.flow = FlowEstimator(flow)
+        self.tracker = make_tracker(tracker, max_faces=max_faces) if tracker is None or isinstance(tracker, str) else tracker
+        self.flow = flow
         self.aligner = Aligner(crop_size)
         radius = roi_radius if roi_radius is not None else max(1, round(5 * crop_size / 128))
         self.roi = RoiReducer(self.aligner.crop_size, radius)
         self.head_motion = head_motion
-        self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion != "translation" else None
-        self._spec_g = head_motion != "similarity-no-g"
+        self._head_fit = HeadMotionFit(self.aligner.crop_size) if head_motion.fit else None
+        self._reference_g = head_motion.reference_g
         if reflow_px is not None and reflow_px <= 0:
             raise ValueError(f"reflow_px must be positive or None, got {reflow_px}")
         self.reflow_px = reflow_px if self._head_fit is not None else None
@@ -138,7 +144,7 @@ class FrontEnd:
         """Everything that changes the features; stored in every feature file's meta."""
         return {"tracker": self.tracker.config(), "flow": self.flow.config(),
                 "crop_size": self.aligner.crop_size, "roi_radius": self.roi.radius,
-                "align": "pair-grey", "head_motion": self.head_motion, "reflow_px": self.reflow_px,
+                "align": "pair-grey", "head_motion": self.head_motion.config(), "reflow_px": self.reflow_px,
                 "max_jump": self.max_jump, "fps": self.fps,
                 "units": "pixels of the aligned crop per frame"}
 
@@ -162,7 +168,7 @@ class FrontEnd:
               patch: GreyPatch | None = None) -> None:
         """Remember this frame for the next pair. The image is kept by reference, not copied: a
         Frame's image is owned by its receiver (mespot.types.Frame), so nobody writes into it after
-        `process`; a copy cost about 0.2 ms a frame at 640x480 and pushed 0.9 MB through the cache."""
+        `process`; a copy would only cost time and cache (docs/benchmarks.md, design measurements)."""
         self._prev = _Previous(frame.index, frame.t_source, frame.image, eye_centre, eye_distance, patch)
         self._gaps = 0
 
@@ -281,7 +287,7 @@ class FrontEnd:
                 reflow_ms = (time.perf_counter() - t_re) * 1e3
                 motion = self._head_fit.fit(flow, rigid)
                 self.reflows += 1
-        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._spec_g else None
+        g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._reference_g else None
         features = self.roi.features(flow, crop_pts[_ROI], g, motion)
         if span > 1:
             features = features / np.float32(span)

@@ -1,6 +1,6 @@
 """MediaPipe face mesh (468 points) to the iBUG 68-point indices the reference uses.
 
-The reference (SPEC 2.1, 2.2) places its ROIs and its head-motion box on 68-point iBUG landmarks
+The reference (reference-model.md §2.1, 2.2) places its ROIs and its head-motion box on 68-point iBUG landmarks
 (0-based). MediaPipe's mesh has no such points, so each iBUG point we need is mapped to the mesh
 vertex at the same anatomical place. Only the points this project uses are mapped:
 
@@ -15,8 +15,8 @@ vertex at the same anatomical place. Only the points this project uses are mappe
 | 48, 54         | mouth corners, image-left and image-right                              | 61, 291 |
 | 51, 57         | outer lip contour: top of the upper lip, bottom of the lower lip       | 0, 17 |
 
-"image-left" is the subject's right. Checked by hand against /work/shared/media/single_face.jpg
-(tests/test_frontend_landmarks.py holds the hand-read pixel boxes).
+"image-left" is the subject's right. Checked by hand against single_face.jpg of the shared reference
+media (tests/test_frontend_landmarks.py holds the hand-read pixel boxes).
 """
 from __future__ import annotations
 
@@ -32,17 +32,13 @@ MESH_OF_IBUG: dict[int, int] = {
     48: 61, 51: 0, 54: 291, 57: 17,
 }
 
-# SPEC 2.1: the landmark at the centre of each of the 12 ROIs (graph nodes 0..11), iBUG 0-based.
+# reference-model.md §2.1: the landmark at the centre of each of the 12 ROIs (graph nodes 0..11), iBUG 0-based.
 ROI_IBUG: tuple[int, ...] = (18, 19, 20, 23, 24, 25, 28, 30, 48, 51, 54, 57)
 # Points that barely move with expressions, used to fit the alignment (eye corners, upper nose).
 ALIGN_IBUG: tuple[int, ...] = (36, 39, 42, 45, 27, 28)
-# SPEC 2.2: inner eye corners set the head-motion box margin; 29 and 30 span the box.
+# reference-model.md §2.2: inner eye corners set the head-motion box margin; 29 and 30 span the box.
 INNER_EYE_IBUG: tuple[int, int] = (39, 42)
 NOSE_BOX_IBUG: tuple[int, int] = (29, 30)
-
-# Mouth-corner ROI nodes (AU12/AU14 in SPEC 2.5): where a smile shows first.
-MOUTH_CORNER_NODES: tuple[int, int] = (8, 10)
-
 
 def mesh_indices(ibug_ids: tuple[int, ...]) -> np.ndarray:
     """Mesh vertex indices for the given iBUG ids, as an index array for fancy indexing."""

@@ -1,7 +1,7 @@
 """MediaPipe's face-mesh landmark model run directly through a TFLite interpreter.
 
-Why: the legacy face-mesh graph in tracking mode spends most of its ~5 ms per frame outside the
-model (graph scheduling, packet copies). This module does the one thing that graph does per tracked
+Why: the legacy face-mesh graph in tracking mode spends most of its time per frame outside the
+model (graph scheduling, packet copies; docs/benchmarks.md). This module does the one thing that graph does per tracked
 frame, the same way, and nothing else:
 
 1. region of interest from the previous frame's landmarks (`roi_from_landmarks`), as MediaPipe's
@@ -32,10 +32,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mespot.stream.landmarks import MESH_SIZE
+
 INPUT_SIZE = 192                 # model input side, pixels
 ROI_SCALE = 1.5                  # RectTransformationCalculator scale_x = scale_y
 ROTATION_POINTS = (33, 263)      # DetectionsToRectsCalculator rotation vector start -> end (mesh ids)
-NUM_LANDMARKS = 468
 
 
 class MeshModelError(RuntimeError):
@@ -115,10 +116,10 @@ class FaceMeshModel:
             raise MeshModelError(f"{self.model_path.name}: input {inp['shape']} {inp['dtype']}, "
                                  f"expected 1x{INPUT_SIZE}x{INPUT_SIZE}x3 float32")
         outputs = {int(np.prod(d["shape"])): d["index"] for d in self._interp.get_output_details()}
-        if NUM_LANDMARKS * 3 not in outputs or 1 not in outputs:
+        if MESH_SIZE * 3 not in outputs or 1 not in outputs:
             raise MeshModelError(f"{self.model_path.name}: outputs {sorted(outputs)} lack 1404 landmarks / 1 flag")
         self._input = self._interp.tensor(inp["index"])       # a view getter: no copy of the buffer
-        self._landmarks_index = outputs[NUM_LANDMARKS * 3]
+        self._landmarks_index = outputs[MESH_SIZE * 3]
         self._flag_index = outputs[1]
         self._crop = np.empty((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)       # BGR, then RGB
         self._crop_rgb = np.empty_like(self._crop)
@@ -135,7 +136,7 @@ class FaceMeshModel:
         np.multiply(self._crop_rgb, np.float32(1 / 255), out=tensor, casting="unsafe")
         del tensor                  # the interpreter refuses to run while a view of its buffer lives
         self._interp.invoke()
-        xyz = self._interp.get_tensor(self._landmarks_index).reshape(NUM_LANDMARKS, 3)
+        xyz = self._interp.get_tensor(self._landmarks_index).reshape(MESH_SIZE, 3)
         logit = float(self._interp.get_tensor(self._flag_index).reshape(()))
         inv = cv2.invertAffineTransform(m)
         points = xyz[:, :2] @ inv[:, :2].T.astype(np.float32) + inv[:, 2].astype(np.float32)

@@ -1,13 +1,13 @@
 """The causal peak-picker: per-index probability rows in, expression intervals out, each decided once.
 
-The online form of the reference decoding (SPEC 6) with a suppression rule that can be decided
+The online form of the reference decoding (reference-model.md §6) with a suppression rule that can be decided
 causally (docs/live.md explains the choice). Per kind, with R = end_range[1], L = start_range[1]
 and r = the peak radius (default R):
 
 1. candidate apex j: P_apex(j) > apex_threshold and j is the peak of P_apex over its run-local
    neighbourhood [j-r, j+r] (strictly above every value on the left, at least every value on the
    right, so a plateau yields its first index);
-2. the interval of `mespot.eval.proposals.propose_at_apex` (start/end search, validity, length,
+2. the interval of `mespot.intervals.propose_at_apex` (start/end search, validity, length,
    score), searched inside the candidate's valid run only;
 3. kept if score > score_threshold and its IoU (reference rule, end - start lengths) with every
    interval of the same kind already kept is <= 0.5; candidates are taken in apex order.
@@ -28,8 +28,8 @@ import numpy as np
 
 from mespot.config import KINDS, Config, DecodingConfig
 from mespot.engine.probs import PROB_COLUMNS, kind_columns
-from mespot.eval.proposals import iou, propose_at_apex
 from mespot.featurefile import valid_runs
+from mespot.intervals import iou, propose_at_apex
 from mespot.types import Interval
 
 SUPPRESS_IOU = 0.5        # the reference NMS's overlap limit (reference IoU rule)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import numpy as np
 
@@ -37,10 +37,10 @@ from mespot.config import KINDS, Config
 from mespot.engine.probs import PROB_COLUMNS
 from mespot.stream.messages import FrameStamp, interval_message
 from mespot.stream.sinks import MessageBus
+from mespot.stream.stages import FRONTEND_STAGES, FeatureExtractor, FrameSupply, IntervalPicker, ScoreEngine
 from mespot.types import Frame, FrameFeatures, Interval
 
-STAGES = ("capture", "landmarks", "align", "flow", "roi", "inference", "peakpicker", "publish", "end_to_end")
-FRONTEND_STAGES = ("landmarks", "align", "flow", "roi")
+STAGES = ("capture", *FRONTEND_STAGES, "inference", "peakpicker", "publish", "end_to_end")
 STATUS_WINDOW = 300          # frames the status percentiles are computed over (10 s at 30 fps)
 SUMMARY_WINDOW = 20000       # frames kept for the end-of-run percentiles
 HEALTHY_GAP_S = 2.0          # no frame for longer than this: the source is reported unhealthy
@@ -48,10 +48,13 @@ HEALTHY_GAP_S = 2.0          # no frame for longer than this: the source is repo
 
 @dataclass(frozen=True)
 class FrameRecord:
-    """What happened to one frame. stage_ms has exactly the keys of STAGES."""
+    """What happened to one frame. stage_ms has exactly the keys of STAGES; `features` is what the
+    front-end made of it ((12, 2) float32, zeros where not valid; owned by the record), so an
+    observer (the accuracy bench, a viewer) needs nothing wrapped around the front-end."""
 
     index: int
     valid: bool
+    features: np.ndarray
     face_present: bool
     t_monotonic: float
     stage_ms: dict[str, float]
@@ -70,19 +73,6 @@ class PipelineObserver:
 
     def on_status(self, message: dict) -> None:
         pass
-
-
-class FrameSupply(Protocol):
-    """What the loop needs of mespot.stream.capture.CaptureThread."""
-
-    dropped: int
-
-    def get(self, timeout: float | None = None) -> Frame | None: ...
-
-    @property
-    def finished(self) -> bool: ...
-
-    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 @dataclass
@@ -135,15 +125,15 @@ class StageLog:
 
 
 class LivePipeline:
-    """One stream. Components are passed in (built by `spot-live`, the benchmarks or tests).
+    """One stream. Components are passed in (built by mespot.stream.factory, or by tests).
 
-    capture: a CaptureThread (or anything with its get/finished/dropped/stop); frontend: has
-    `process(Frame) -> FrameFeatures`; engine: `push(index, features, valid)` / `flush()` as
-    mespot.engine.online.OnlineEngine; picker: a CausalPeakPicker; bus: the MessageBus of the sinks.
+    Each is a stage of mespot.stream.stages: capture a FrameSupply, frontend a FeatureExtractor,
+    engine a ScoreEngine, picker an IntervalPicker; bus: the MessageBus of the sinks.
     `source` (optional) provides `.stats`, `.is_live` and `describe()` for the status message.
     """
 
-    def __init__(self, capture: FrameSupply, frontend, engine, picker, bus: MessageBus, *,
+    def __init__(self, capture: FrameSupply, frontend: FeatureExtractor, engine: ScoreEngine,
+                 picker: IntervalPicker, bus: MessageBus, *,
                  config: Config, source=None, score_rate_hz: float = 10.0,
                  status_interval_s: float = 1.0, observers: Iterable[PipelineObserver] = ()) -> None:
         if score_rate_hz < 0 or status_interval_s <= 0:
@@ -256,8 +246,8 @@ class LivePipeline:
         stage_ms["publish"] = (t_done - t_picker) * 1000.0
         stage_ms["end_to_end"] = (t_done - frame.t_monotonic) * 1000.0
         self._stage_log.add(stage_ms)
-        record = FrameRecord(features.index, bool(features.valid), self._face_present, frame.t_monotonic,
-                             stage_ms, tuple(rows), tuple(intervals))
+        record = FrameRecord(features.index, bool(features.valid), features.features, self._face_present,
+                             frame.t_monotonic, stage_ms, tuple(rows), tuple(intervals))
         for observer in self.observers:
             observer.on_frame(record)
 

@@ -1,4 +1,4 @@
-"""ROI features from one flow field: SPEC 2.2 (head-motion vector g) and 2.3 (per-ROI MDMO vector).
+"""ROI features from one flow field: reference-model.md §2.2 (head-motion vector g) and 2.3 (per-ROI MDMO vector).
 
 Main-direction mean ("MDMO"): the vectors of a region are binned into 4 direction sectors (image
 axes, +y down, angle in [0, 360)); the most populated sector wins (ties: first in the order down,
@@ -86,8 +86,9 @@ class RoiReducer:
 
     def head_motion(self, flow: np.ndarray, nose_pts: np.ndarray, inner_eyes: np.ndarray,
                     motion: np.ndarray | None = None) -> np.ndarray:
-        """SPEC 2.2 g from the crop positions of iBUG 29, 30 (nose_pts) and 39, 42 (inner_eyes);
-        with `motion` ((2, 3), mespot.stream.headmotion), of the flow with that field taken off."""
+        """The reference's g (reference-model.md §2.2) from the crop positions of iBUG 29, 30
+        (nose_pts) and 39, 42 (inner_eyes); with `motion` ((2, 3), mespot.stream.headmotion), of the
+        flow with that field taken off."""
         # Python scalars: the same IEEE arithmetic as numpy without a dozen calls' overhead.
         xs, ys = nose_pts[:, 0].tolist(), nose_pts[:, 1].tolist()
         h = (float(inner_eyes[1, 0]) - float(inner_eyes[0, 0])) / 2.0
@@ -107,14 +108,9 @@ class RoiReducer:
         """(12, P, 2) integer x, y of the ROI patch pixels around `centres`, clipped to the crop."""
         return np.clip(np.rint(centres).astype(np.intp)[:, None, :] + self._off_xy, 0, self.crop_size - 1)
 
-    def patches(self, flow: np.ndarray, centres: np.ndarray) -> np.ndarray:
-        """(12, P, 2) flow vectors of the ROI patches around `centres` (crop pixels)."""
-        xy = self._patch_pixels(centres)
-        return flow[xy[..., 1], xy[..., 0]]
-
     def features(self, flow: np.ndarray, centres: np.ndarray, g: np.ndarray | None,
                  motion: np.ndarray | None = None) -> np.ndarray:
-        """(12, 2) float32 ROI vectors with the head motion g removed (SPEC 2.3; None: not used), and
+        """(12, 2) float32 ROI vectors with the head motion g removed (reference-model.md §2.3; None: not used), and
         before it the field `motion` ((2, 3)) where given."""
         if centres.shape != (N_ROIS, 2):
             raise ValueError(f"ROI centres must be ({N_ROIS}, 2), got {centres.shape}")

@@ -25,7 +25,6 @@ exponential back-off (`stats["reconnects"]`); a source that cannot be opened at 
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -35,22 +34,16 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from mespot.files import IMAGE_SUFFIXES, natural_key
 from mespot.stream.resample import TimestampResampler
 from mespot.types import Frame
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DECODE_LEAD_S = 0.005     # realtime playback decodes a frame this long before it is due (decode p99 ~1.4 ms)
 
 
 class SourceError(RuntimeError):
     """A source that cannot be opened; the message is one line meant for the user."""
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders `img_2` before `img_10` (digit runs compare as numbers)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _usable(image: np.ndarray | None) -> bool:
@@ -148,10 +141,10 @@ class Source(ABC):
         """Realtime playback: wait until DECODE_LEAD_S before the next frame is due, then decode it.
 
         A camera delivers (and an MJPEG or RTSP source decodes) each frame when it arrives. Decoding
-        the next frame right after the previous one was handed over instead made the consumer's
-        processing of that frame share the machine with the decode (0.45 ms, landmark stage and
-        hand-off both slower); decoding just before the due time keeps the stamp-to-result latency
-        what it is with a camera. False if closed meanwhile.
+        the next frame right after the previous one was handed over instead would make the
+        consumer's processing of that frame share the machine with the decode; decoding just before
+        the due time keeps the stamp-to-result latency what it is with a camera. False if closed
+        meanwhile.
         """
         return self._pace(t0_mono, t_next - DECODE_LEAD_S)
 

@@ -74,9 +74,29 @@ class FaceSelector:
 
 
 class Tracker(ABC):
-    """`track(image_bgr) -> (468, 2) float32 pixels | None`; `reset()` forgets the track."""
+    """The landmark stage: `track(image_bgr) -> (468, 2) float32 pixels | None`, once per frame in
+    order; `reset()` forgets the track; `close()` releases the model (idempotent); `config()` says
+    everything that changes the landmarks (it goes into the front-end's config). Only `track` must
+    be written; the rest default to nothing to forget, nothing to release and the name."""
 
     name = "tracker"
+
+    @abstractmethod
+    def track(self, image_bgr: np.ndarray) -> np.ndarray | None:
+        """The followed face's mesh points in image pixels, or None (no face, or the track lost)."""
+
+    def reset(self) -> None:
+        """Forget the track (a new stream starts)."""
+
+    def close(self) -> None:
+        """Release the model (idempotent)."""
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+
+class SelectingTracker(Tracker):
+    """A tracker that finds every face of an image (`_faces`) and follows one of them (FaceSelector)."""
 
     def __init__(self, max_faces: int = 3, max_shift: float = 0.5) -> None:
         if max_faces < 1:
@@ -98,11 +118,8 @@ class Tracker(ABC):
     def reset(self) -> None:
         self.selector.reset()
 
-    def close(self) -> None:
-        """Release the model (idempotent)."""
-
     def config(self) -> dict:
-        return {"name": self.name, "max_faces": self.max_faces}
+        return {**super().config(), "max_faces": self.max_faces}
 
 
 # Wire layout of one landmark (x, y, z floats, no optional fields) in a serialised landmark list:
@@ -132,7 +149,7 @@ def _face_mesh_module():
     return face_mesh
 
 
-class MediaPipeMeshTracker(Tracker):
+class MediaPipeMeshTracker(SelectingTracker):
     """Legacy MediaPipe face mesh: acquire the largest face, then track it inside a window.
 
     Why two graphs: the legacy graph in tracking mode re-runs its face detector on EVERY frame
@@ -226,7 +243,7 @@ class MediaPipeMeshTracker(Tracker):
                 "min_tracking_confidence": self._conf["min_tracking_confidence"]}
 
 
-class MeshModelTracker(Tracker):
+class MeshModelTracker(SelectingTracker):
     """Face mesh with the landmark model run directly: acquire with the static graph, then track.
 
     Acquisition is the legacy multi-face static-image graph (largest face, `FaceSelector`). While
@@ -285,7 +302,7 @@ class MeshModelTracker(Tracker):
                 "min_tracking_confidence": self.min_tracking_confidence}
 
 
-class TasksLandmarkerTracker(Tracker):
+class TasksLandmarkerTracker(SelectingTracker):
     """MediaPipe Tasks `FaceLandmarker` (VIDEO running mode) from a user-supplied `.task` file."""
 
     name = "mediapipe-tasks-face-landmarker"
@@ -345,3 +362,20 @@ def make_tracker(spec: str | None = None, *, max_faces: int = 3) -> Tracker:
     if str(spec).endswith(".task"):
         return TasksLandmarkerTracker(spec, max_faces)
     raise TrackerError(f"unknown tracker {spec!r}; valid: 'mesh', 'mesh-graph' or a path to a FaceLandmarker .task file")
+
+
+def tracker_spec(config: dict) -> str:
+    """The `make_tracker` spec that builds the tracker a `Tracker.config()` describes."""
+    name = config.get("name")
+    if name == MeshModelTracker.name:
+        return "mesh"
+    if name == MediaPipeMeshTracker.name:
+        return "mesh-graph"
+    if name == TasksLandmarkerTracker.name and config.get("model"):
+        return str(config["model"])
+    raise TrackerError(f"no tracker of this installation builds {name!r}")
+
+
+def canonical_tracker_spec(spec: str | None) -> str:
+    """One spelling per tracker: None and 'mediapipe' are 'mesh'."""
+    return "mesh" if spec in (None, "mesh", "mediapipe") else str(spec)

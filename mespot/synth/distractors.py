@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _smooth_noise(n: int, fps: float, rng: np.random.Generator, sigma_s: float) -> np.ndarray:
+def smooth_noise(n: int, fps: float, rng: np.random.Generator, sigma_s: float) -> np.ndarray:
     """Zero-mean unit-std noise low-passed with a Gaussian of `sigma_s` seconds (a slow drift)."""
     sigma = max(sigma_s * fps, 1.0)
     half = int(3 * sigma)
@@ -111,10 +111,10 @@ def head_track(n: int, fps: float, moves_per_min: float, drift_frac: float, busy
     Slow drift everywhere plus quick moves (0.3-1 s smooth steps to a new pose) outside `busy`.
     """
     head = np.zeros((n, 4), np.float64)
-    head[:, 0] = drift_frac * _smooth_noise(n, fps, rng, 3.0)
-    head[:, 1] = drift_frac * _smooth_noise(n, fps, rng, 3.0)
-    head[:, 2] = 1.0 * _smooth_noise(n, fps, rng, 4.0)
-    head[:, 3] = 0.01 * _smooth_noise(n, fps, rng, 5.0)
+    head[:, 0] = drift_frac * smooth_noise(n, fps, rng, 3.0)
+    head[:, 1] = drift_frac * smooth_noise(n, fps, rng, 3.0)
+    head[:, 2] = 1.0 * smooth_noise(n, fps, rng, 4.0)
+    head[:, 3] = 0.01 * smooth_noise(n, fps, rng, 5.0)
     events = []
     n_moves = int(rng.poisson(moves_per_min * n / fps / 60))
     steps = _place_spans(n_moves, (0.3, 1.0), fps, busy, rng)
@@ -136,7 +136,7 @@ def head_track(n: int, fps: float, moves_per_min: float, drift_frac: float, busy
 def light_track(n: int, fps: float, changes_per_min: float, busy: np.ndarray,
                 rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
     """Illumination gain (T,): a slow +-3 % drift plus 0.3-2 s ramps to a new level in [0.8, 1.2]."""
-    gain = 1.0 + 0.03 * _smooth_noise(n, fps, rng, 5.0)
+    gain = 1.0 + 0.03 * smooth_noise(n, fps, rng, 5.0)
     events = []
     level = 1.0
     n_changes = int(rng.poisson(changes_per_min * n / fps / 60))
@@ -150,3 +150,29 @@ def light_track(n: int, fps: float, changes_per_min: float, busy: np.ndarray,
         level = target
         events.append({"frame": start, "frames": length, "to": round(float(target), 4)})
     return (gain * factor).astype(np.float32), events
+
+
+def turn_track(n: int, fps: float, moves_per_min: float, max_deg: float, busy: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
+    """Out-of-plane head pose (T, 2): yaw and pitch in degrees.
+
+    A slow sway everywhere (std max_deg / 6) plus quick turns and nods (0.4-1.5 s smooth steps to a
+    new pose within +-max_deg yaw, +-max_deg/2 pitch) outside `busy`, so a turn never masks an
+    expression but the sway runs through them, as it does in life.
+    """
+    turn = np.zeros((n, 2), np.float64)
+    turn[:, 0] = max_deg / 6 * smooth_noise(n, fps, rng, 3.0)
+    turn[:, 1] = max_deg / 8 * smooth_noise(n, fps, rng, 3.0)
+    events = []
+    pose = np.zeros(2)
+    offset = np.zeros((n, 2))
+    for start, length in _place_spans(int(rng.poisson(moves_per_min * n / fps / 60)), (0.4, 1.5),
+                                      fps, busy, rng):
+        target = np.array([rng.uniform(-max_deg, max_deg), rng.uniform(-max_deg / 2, max_deg / 2)])
+        ramp = 0.5 * (1 - np.cos(np.pi * np.arange(1, length + 1) / length))
+        offset[start:start + length] = pose + ramp[:, None] * (target - pose)
+        offset[start + length:] = target
+        pose = target
+        events.append({"frame": start, "frames": length, "to": [round(float(v), 3) for v in target]})
+    turn += offset
+    return np.clip(turn, -max_deg, max_deg).astype(np.float32), events

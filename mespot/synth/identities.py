@@ -5,6 +5,8 @@ An identity spec is a comma-separated list of
   IMAGE          any image file; an image with several faces gives one identity per face
   FOLDER         every image (and video) file inside it, in natural sort order
   VIDEO          a video file: the first sampled frame in which a face is found
+  ANY~WORD...    pseudo-identities of each face of ANY (mirror, color<k>, light<k>, morph<k>, mix<k>;
+                 the last word may be a range such as mix1-4): see mespot/synth/variants.py
 Every face is cropped with margin and rescaled so that it is `face_frac` of the output width, then
 placed at a fixed spot of an output-sized frame; its 468 MediaPipe mesh points are found in
 static-image mode and carried through the same transform, then checked against the face found again
@@ -20,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+from mespot.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+
 MAX_FACES = 8
 VIDEO_SCAN_FRAMES = 300     # frames of a video searched for a face
 VIDEO_SCAN_STEP = 5
@@ -51,10 +53,6 @@ class Identity:
     @property
     def size(self) -> tuple[int, int]:
         return self.image.shape[1], self.image.shape[0]
-
-
-def _natural_key(path: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def _clean_name(stem: str) -> str:
@@ -188,7 +186,12 @@ def list_identities(spec: str = "astronaut", size: tuple[int, int] = (640, 480),
     identities: list[Identity] = []
     try:
         for token in tokens:
-            identities.extend(_identities_for(token, finder, size, face_frac))
+            if "~" in token and not Path(token).expanduser().exists():
+                from mespot.synth.variants import expand_token   # it imports this module
+                identities.extend(expand_token(
+                    token, finder, lambda base: _identities_for(base, finder, size, face_frac)))
+            else:
+                identities.extend(_identities_for(token, finder, size, face_frac))
     finally:
         finder.close()
     names = [i.name for i in identities]
@@ -210,8 +213,8 @@ def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
     if not path.exists():
         raise IdentityError(f"identity {token!r} is neither 'astronaut' nor an existing file or folder")
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS),
-                       key=_natural_key)
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES),
+                       key=lambda p: natural_key(p.name))
         found: list[Identity] = []
         for p in files:
             try:
@@ -222,10 +225,10 @@ def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
             raise IdentityError(f"no face found in any image or video in {path}")
         return found
     suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTS:
+    if suffix in VIDEO_SUFFIXES:
         frame, faces = _video_face_frame(path, finder)
         return _from_source(_clean_name(path.stem), frame, faces, str(path), size, face_frac, True, finder)
-    if suffix in IMAGE_EXTS:
+    if suffix in IMAGE_SUFFIXES:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise IdentityError(f"cannot read image {path}")
@@ -233,5 +236,5 @@ def _identities_for(token: str, finder: _MeshFinder, size: tuple[int, int],
         if not faces:
             raise IdentityError(f"no face found in {path}")
         return _from_source(_clean_name(path.stem), bgr, faces, str(path), size, face_frac, False, finder)
-    raise IdentityError(f"{path}: not an image ({', '.join(sorted(IMAGE_EXTS))}) "
-                        f"or video ({', '.join(sorted(VIDEO_EXTS))})")
+    raise IdentityError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                        f"or video ({', '.join(sorted(VIDEO_SUFFIXES))})")

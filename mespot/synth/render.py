@@ -1,9 +1,11 @@
 """Render a timeline on an identity into frames and an mp4 file.
 
 Per frame, in this order: face warp (expression + blink + talking displacement fields, one remap
-over the face box), head pose (one similarity warp of the whole frame about the face centre),
-illumination gain, sensor noise (Gaussian, seeded per frame so any frame can be re-rendered alone),
-optional JPEG re-encoding at the frame's quality, then mp4 compression ('mp4v') when written. Output is BGR uint8 at the identity's size.
+over the face box, by the renderer's warper: `RENDERERS`), head pose (one similarity warp of the
+whole frame about the face centre; a perspective warp when the timeline turns or nods the head),
+illumination gain, optional blur, sensor noise (Gaussian, seeded per frame so any frame can be
+re-rendered alone), optional JPEG re-encoding at the frame's quality, then mp4 compression ('mp4v')
+when written. Output is BGR uint8 at the identity's size.
 Each frame is a pure function of (identity, timeline, frame index), so a seed reproduces a video.
 """
 from __future__ import annotations
@@ -16,13 +18,45 @@ import numpy as np
 
 from mespot.synth.identities import Identity
 from mespot.synth.timeline import Timeline
+from mespot.synth.meshwarp import MeshWarper
 from mespot.synth.warp import FaceWarper
+
+# Two independently designed ways of moving a face (docs/synth.md): "gaussian" (the original:
+# Gaussian fields around hand-picked mesh points, mespot.synth.aus) and "piecewise" (piecewise-affine
+# over the mesh triangulation, its own action units: mespot.synth.facs).
+RENDERERS = {"gaussian": FaceWarper, "piecewise": MeshWarper}
+FOCAL_FACE_WIDTHS = 3.0   # camera focal length for turns, in face widths (a face about 0.5 m away)
+
+
+def make_warper(renderer: str, identity: Identity) -> FaceWarper | MeshWarper:
+    """The warper of a renderer by name; the error lists the valid names."""
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
+    return RENDERERS[renderer](identity)
+
+
+def turn_homography(centre: tuple[float, float], face_width: float, yaw_deg: float,
+                    pitch_deg: float) -> np.ndarray:
+    """3x3 image homography of a face plane turned by yaw (about the vertical) and pitch (about the
+    horizontal) around its centre, seen by a pinhole camera FOCAL_FACE_WIDTHS face widths away."""
+    f = FOCAL_FACE_WIDTHS * face_width
+    cx, cy = centre
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    r = ry @ rx
+    half = face_width
+    src = np.array([[-half, -half], [half, -half], [half, half], [-half, half]], np.float64)
+    pts = np.c_[src, np.zeros(4)] @ r.T + [0.0, 0.0, f]
+    dst = pts[:, :2] * (f / pts[:, 2:3])
+    return cv2.getPerspectiveTransform((src + centre).astype(np.float32), (dst + centre).astype(np.float32))
 
 
 class FrameRenderer:
     """Renders frame t of `timeline` on `identity`; warp fields are built once per expression."""
 
-    def __init__(self, identity: Identity, timeline: Timeline, warper: FaceWarper | None = None) -> None:
+    def __init__(self, identity: Identity, timeline: Timeline,
+                 warper: FaceWarper | MeshWarper | None = None) -> None:
         if warper is not None and warper.identity is not identity:
             raise ValueError("warper was built for another identity")
         self.identity = identity
@@ -64,8 +98,16 @@ class FrameRenderer:
         tx, ty, roll, log_scale = (float(v) for v in tl.head[t])
         m = cv2.getRotationMatrix2D(self._centre, roll, float(np.exp(log_scale)))
         m[:, 2] += (tx * self.warper.face_width, ty * self.warper.face_width)
-        img = cv2.warpAffine(img, m, self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        if tl.turn is None:
+            img = cv2.warpAffine(img, m, self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        else:
+            h = np.vstack([m, [0.0, 0.0, 1.0]]) @ turn_homography(
+                self._centre, self.warper.face_width, float(tl.turn[t, 0]), float(tl.turn[t, 1]))
+            img = cv2.warpPerspective(img, h, self._size, flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REFLECT101)
         img = cv2.convertScaleAbs(img, alpha=float(tl.gain[t]))
+        if tl.blur_px > 0:
+            img = cv2.GaussianBlur(img, (0, 0), tl.blur_px * self.warper.px_scale)
         cv2.setRNGSeed(int(tl.noise_seed + t) & 0x7FFFFFFF)
         cv2.randn(self._noise, 0.0, tl.noise_sigma)
         img = cv2.add(img, self._noise, dtype=cv2.CV_8U)
@@ -82,7 +124,7 @@ class FrameRenderer:
 
 
 def render_video(identity: Identity, timeline: Timeline, out_path: str | Path,
-                 warper: FaceWarper | None = None,
+                 warper: FaceWarper | MeshWarper | None = None,
                  on_frame: Callable[[int], None] | None = None) -> Path:
     """Write the timeline rendered on the identity as an mp4 ('mp4v') at the timeline's fps.
 

@@ -47,9 +47,26 @@ class SynthParams:
     noise_sigma: tuple[float, float] = (1.0, 3.0)   # grey levels
     distractor_margin_s: float = 0.3  # fast distractors (head moves, talk, light) keep this far from expressions
     jpeg_quality: tuple[int, int] | None = None   # per-frame JPEG re-encoding at a quality in this range
+    # Wider nuisances (all off by default, so a seed renders as it always did; `wide()` turns them on).
+    profile_shapes: str = "cosine"    # "cosine": raised-cosine rise/fall; "varied": asymmetric, held
+    turn_deg: float = 0.0             # out-of-plane head turns and nods (yaw, pitch) up to this
+    zoom_frac: float = 0.0            # slow zoom: std of the log scale drift added to the head track
+    flicker: float = 0.0              # frame-to-frame illumination flicker (relative std)
+    blur_px: tuple[float, float] | None = None   # per-video Gaussian blur sigma (224-face pixels)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def wide(cls, **overrides) -> "SynthParams":
+        """Every nuisance drawn over a wider range than the annotated datasets imply (docs/synth.md)."""
+        values = dict(micro_peak_px=(0.6, 3.0), macro_peak_px=(2.0, 12.0), blink_per_min=20.0,
+                      talk_per_min=2.5, talk_px=(1.0, 5.0), head_moves_per_min=3.0,
+                      head_drift_frac=0.03, light_changes_per_min=2.0, noise_sigma=(0.5, 5.0),
+                      jpeg_quality=(35, 95), profile_shapes="varied", turn_deg=15.0, zoom_frac=0.04,
+                      flicker=0.02, blur_px=(0.0, 1.5))
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,8 @@ class Timeline:
     blink (T,) eyelid closure in [0, 1]; talk_px (T,) mouth opening in 224-face pixels;
     head (T, 4) = translation x, y (face widths), rotation (degrees), log scale;
     gain (T,) illumination multiplier; noise_sigma grey levels; noise_seed seeds the sensor noise;
-    jpeg_quality (T,) int, 0 = no JPEG re-encoding of that frame.
+    jpeg_quality (T,) int, 0 = no JPEG re-encoding of that frame; turn (T, 2) out-of-plane yaw and
+    pitch in degrees (None: none); blur_px Gaussian blur sigma in 224-face pixels (0: none).
     """
 
     n_frames: int
@@ -96,6 +114,8 @@ class Timeline:
     noise_seed: int
     jpeg_quality: np.ndarray | None = None
     events: dict[str, list[dict]] = field(default_factory=dict)
+    turn: np.ndarray | None = None
+    blur_px: float = 0.0
 
     def intervals(self) -> list[Interval]:
         return [e.interval for e in self.expressions]
@@ -103,7 +123,7 @@ class Timeline:
     def describe(self) -> dict:
         """JSON-ready summary for a manifest."""
         return {"n_frames": self.n_frames, "fps": self.fps, "noise_sigma": round(self.noise_sigma, 4),
-                "noise_seed": self.noise_seed,
+                "noise_seed": self.noise_seed, "blur_px": round(self.blur_px, 4),
                 "expressions": [e.to_dict() for e in self.expressions],
                 "distractors": self.events}
 
@@ -117,6 +137,18 @@ def raised_cosine_profile(frames: np.ndarray, t0: float, ta: float, th: float, t
     amp[(f >= ta) & (f <= th)] = 1.0
     fall = (f > th) & (f < t1)
     amp[fall] = 0.5 * (1 + np.cos(np.pi * (f[fall] - th) / (t1 - th)))
+    return amp
+
+
+def varied_profile(frames: np.ndarray, t0: float, ta: float, th: float, t1: float,
+                   rise_power: float, fall_power: float) -> np.ndarray:
+    """Like `raised_cosine_profile`, with each ramp bent by a power (< 1 fast start, > 1 slow start),
+    so rise and fall differ in shape as well as in length."""
+    amp = raised_cosine_profile(frames, t0, ta, th, t1)
+    f = frames.astype(np.float64)
+    rise, fall = (f > t0) & (f < ta), (f > th) & (f < t1)
+    amp[rise] = amp[rise] ** rise_power
+    amp[fall] = amp[fall] ** fall_power
     return amp
 
 
@@ -146,6 +178,9 @@ def sample_profile(kind: str, fps: float, params: SynthParams, limits: DecodingC
     max_d = min(limits.max_len, int(np.floor(hi_s * fps)), limits.start_range[1] + limits.end_range[1])
     if min_d > max_d:
         raise ValueError(f"no {kind} duration fits both {lo_s}-{hi_s} s at {fps} fps and the decoding limits")
+    varied = params.profile_shapes == "varied"
+    if params.profile_shapes not in ("cosine", "varied"):
+        raise ValueError(f"profile_shapes must be 'cosine' or 'varied', got {params.profile_shapes!r}")
     for _ in range(1000):
         if kind == "micro":
             total = rng.uniform(lo_s, hi_s) * fps
@@ -153,13 +188,20 @@ def sample_profile(kind: str, fps: float, params: SynthParams, limits: DecodingC
         else:
             total = float(np.clip(params.macro_median_s * np.exp(rng.normal(0, 0.45)), lo_s, hi_s)) * fps
             hold_frac, rise_frac = rng.uniform(0.0, 0.35), rng.uniform(0.3, 0.55)
+        if varied:   # asymmetric: fast or slow rise, a plateau of up to 40 % (25 % for a micro)
+            hold_frac = rng.uniform(0.0, 0.25 if kind == "micro" else 0.4)
+            rise_frac = rng.uniform(0.2, 0.75)
+            powers = np.exp(rng.uniform(np.log(0.5), np.log(2.5), 2))
         t0 = rng.uniform(0.0, 1.0)
         moving = total * (1 - hold_frac)
         ta = t0 + rise_frac * moving
         th = ta + hold_frac * total
         t1 = t0 + total
         frames = np.arange(int(np.ceil(t1)) + 2)
-        amp = raised_cosine_profile(frames, t0, ta, th, t1)
+        if varied:
+            amp = varied_profile(frames, t0, ta, th, t1, float(powers[0]), float(powers[1]))
+        else:
+            amp = raised_cosine_profile(frames, t0, ta, th, t1)
         amp[amp < ANNOTATION_FRACTION] = 0.0
         nz = np.flatnonzero(amp)
         start, end = int(nz[0]), int(nz[-1])
@@ -253,9 +295,20 @@ def plan_timeline(n_frames: int, fps: float, seed: int, params: SynthParams | No
     jpeg = None   # drawn last, so enabling it leaves every other track of a seed unchanged
     if params.jpeg_quality is not None:
         jpeg = rng.integers(params.jpeg_quality[0], params.jpeg_quality[1] + 1, n_frames).astype(np.int32)
+    events = {"blinks": blink_events, "talk": talk_events, "head_moves": head_events,
+              "light_changes": light_events}
+    # The wider nuisances are drawn after everything else, for the same reason.
+    turn = None
+    if params.turn_deg > 0:
+        turn, events["turns"] = distractors.turn_track(n_frames, fps, params.head_moves_per_min,
+                                                       params.turn_deg, busy, rng)
+    if params.zoom_frac > 0:
+        head[:, 3] += params.zoom_frac * distractors.smooth_noise(n_frames, fps, rng, 4.0)
+    if params.flicker > 0:
+        gain = (gain * (1.0 + params.flicker * rng.standard_normal(n_frames))).astype(np.float32)
+    blur = float(rng.uniform(*params.blur_px)) if params.blur_px is not None else 0.0
     return Timeline(
         n_frames=n_frames, fps=fps, expressions=planted, expr_amp=expr_amp, expr_index=expr_index,
         blink=blink, talk_px=talk, head=head.astype(np.float32), gain=gain,
-        noise_sigma=noise_sigma, noise_seed=noise_seed, jpeg_quality=jpeg,
-        events={"blinks": blink_events, "talk": talk_events, "head_moves": head_events,
-                "light_changes": light_events})
+        noise_sigma=noise_sigma, noise_seed=noise_seed, jpeg_quality=jpeg, events=events,
+        turn=turn, blur_px=blur)

@@ -28,13 +28,8 @@ class FaceWarper:
         mesh = identity.mesh.astype(np.float64)
         self.face_width = identity.face_width
         self.px_scale = self.face_width / REFERENCE_FACE_PX
-        w_img, h_img = identity.size
-        margin = BOX_MARGIN * self.face_width
-        x0, y0 = np.floor(mesh.min(axis=0) - margin).astype(int)
-        x1, y1 = np.ceil(mesh.max(axis=0) + margin).astype(int)
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, w_img), min(y1, h_img)
-        self.box = (int(x0), int(y0), int(x1), int(y1))
+        self.box = face_box(mesh, self.face_width, identity.size)
+        x0, y0, x1, y1 = self.box
         gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         self.grid_x, self.grid_y = gx, gy
         # Face frame: +x from the subject's right eye to the left eye, +y towards the chin.
@@ -93,8 +88,20 @@ class FaceWarper:
     def apply(self, base: np.ndarray, displacement: np.ndarray, out: np.ndarray) -> None:
         """Write `base` warped by `displacement` (2, h, w) over the face box into `out` (same size as base;
         `out` must already hold `base` outside the box)."""
-        x0, y0, x1, y1 = self.box
-        map_x = self.grid_x - displacement[0]
-        map_y = self.grid_y - displacement[1]
-        out[y0:y1, x0:x1] = cv2.remap(base, map_x, map_y, cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REFLECT101)
+        remap_box(base, self.box, self.grid_x, self.grid_y, displacement, out)
+
+
+def face_box(mesh: np.ndarray, face_width: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the mesh's bounding box grown by BOX_MARGIN face widths, inside the image."""
+    margin = BOX_MARGIN * face_width
+    x0, y0 = np.floor(mesh.min(axis=0) - margin).astype(int)
+    x1, y1 = np.ceil(mesh.max(axis=0) + margin).astype(int)
+    return int(max(x0, 0)), int(max(y0, 0)), int(min(x1, size[0])), int(min(y1, size[1]))
+
+
+def remap_box(base: np.ndarray, box: tuple[int, int, int, int], grid_x: np.ndarray, grid_y: np.ndarray,
+              displacement: np.ndarray, out: np.ndarray) -> None:
+    """One backward remap of the face box: content moves by about +displacement (2, h, w)."""
+    x0, y0, x1, y1 = box
+    out[y0:y1, x0:x1] = cv2.remap(base, grid_x - displacement[0], grid_y - displacement[1],
+                                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)

@@ -41,7 +41,7 @@ def video_intervals(video: VideoFeatures, annotations: AnnotationSet,
                 why = f"repaired interval {start}..{end} is empty or negative"
         if why is not None:
             if report is not None:
-                report.skipped.append(f"{a.video} {a.kind} {a.start}/{a.apex}/{a.end}: {why}")
+                report.skipped.append(f"{a.video} {a.kind} {a.onset}/{a.apex}/{a.offset}: {why}")
             continue
         out.append(TrainInterval(start, apex, end, a.kind))
     if report is not None:
@@ -74,7 +74,7 @@ def build_segments(videos: list[VideoFeatures], annotations: AnnotationSet, trai
 def normalisation_stats(videos: list[VideoFeatures]) -> tuple[tuple[float, float], tuple[float, float]]:
     """Per-channel (x, y) mean and std over the valid frames and all 12 ROIs of `videos`.
 
-    SPEC 2.4: the reference's fixed constants do not fit its own features; these are recomputed on
+    reference-model.md §2.4: the reference's fixed constants do not fit its own features; these are recomputed on
     the training set and stored in the model's buffers (std floored at 1e-6).
     """
     rows = [v.features[v.valid].reshape(-1, 2).astype(np.float64) for v in videos]

@@ -1,4 +1,4 @@
-"""The training loop (SPEC 5): AdamW with decay on conv and GCN weights only, ExponentialLR per epoch.
+"""The training loop (reference-model.md §5): AdamW with decay on conv and GCN weights only, ExponentialLR per epoch.
 
 CPU is enough for this 39 K-parameter model; everything runs in the calling thread. The input
 normalisation is computed by the caller from the training features and lives in the model buffers.
@@ -35,7 +35,7 @@ EpochCallback = Callable[[int, AUWGCN, EpochStats], None]
 
 
 def parameter_groups(model: AUWGCN, weight_decay: float) -> list[dict]:
-    """Weight decay on Conv1d weights and the GCN weight; none on biases and BatchNorm (SPEC 5)."""
+    """Weight decay on Conv1d weights and the GCN weight; none on biases and BatchNorm (reference-model.md §5)."""
     decay, no_decay = [], []
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
@@ -89,7 +89,9 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
             x = features[batch]
             if augment_rng is not None:
                 x = torch.from_numpy(augment_windows(x.numpy(), augment_rng, scale=train.augment_scale,
-                                                     noise=train.augment_noise))
+                                                     noise=train.augment_noise,
+                                                     node_gain=train.augment_node_gain,
+                                                     rotate_deg=train.augment_rotate_deg))
             logits = model(x)[:, :, c: c + length]
             loss, components = total_loss(logits, start_end[batch], apex[batch], action[batch],
                                           macro_weight, weight[batch])

@@ -5,7 +5,7 @@ subject's videos offline after each epoch from `oracle_begin` on, and count matc
 Two selections are reported:
 - honest: one epoch fixed before any test data is seen: `train.fixed_epoch`, or the last trained
   epoch when a shorter `epochs` is asked for. The same epoch for every subject.
-- oracle: the reference's choice (SPEC 5), per subject the epoch >= `train.epoch_begin` with the best
+- oracle: the reference's choice (reference-model.md §5), per subject the epoch >= `train.epoch_begin` with the best
   overall F1 on that subject's own test videos. Optimistic by construction; shown for comparison with
   the paper's table only.
 Each finished fold is written to RUN_DIR/folds/<subject>.json (and its honest model to <subject>.pt)
@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mespot.config import KINDS, Config
 from mespot.data.adjacency import build_adjacency
 from mespot.data.annotations import AnnotationSet
-from mespot.data.videos import VideoFeatures
+from mespot.data.videos import VideoFeatures, common_frontend
 from mespot.engine.checkpoint import save_checkpoint
 from mespot.engine.model import AUWGCN
 from mespot.engine.priors import resolve_adjacency
@@ -66,8 +66,8 @@ def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationS
              on_epoch: Callable[[EpochStats, float | None], None] | None = None) -> FoldResult:
     """Train without `subject`, evaluate on it. on_epoch(stats, held-out overall F1 or None).
 
-    adjacency_from_training: build the AU prior from the training subjects' rows only (SPEC 2.5)
-    instead of the config's prior, which the reference counted over all subjects (SPEC 10.8).
+    adjacency_from_training: build the AU prior from the training subjects' rows only (reference-model.md §2.5)
+    instead of the config's prior, which the reference counted over all subjects (reference-model.md §10.8).
     """
     test = [v for v in videos if v.subject == subject]
     train_videos = [v for v in videos if v.subject != subject]
@@ -100,7 +100,7 @@ def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationS
             f1 = summarise({k: Counts(**counts[epoch][k]) for k in KINDS})["overall"]["f1"]
         if epoch == selection.honest_epoch and checkpoint_path is not None:
             save_checkpoint(checkpoint_path, model, config=config, fps=config.fps, epoch=epoch,
-                            extra={"loso_held_out": subject})
+                            extra={"loso_held_out": subject}, frontend=common_frontend(train_videos))
         if on_epoch is not None:
             on_epoch(stats, f1)
 

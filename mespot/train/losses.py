@@ -1,4 +1,4 @@
-"""The reference's losses (SPEC 5): a binary focal-like loss, a 3-class focal loss, their weighted sum.
+"""The reference's losses (reference-model.md §5): a binary focal-like loss, a 3-class focal loss, their weighted sum.
 
 All take logits and targets over (B, L) indices and average over the indices whose weight is 1
 (with no weight: over all B*L, as the reference). Constants are the reference's.
@@ -46,7 +46,7 @@ def start_end_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: floa
     Per index -w_c (1 - p_c)^g log p_c with class weights w = [a/2, a/2, 1-a]. log p comes from
     log_softmax (the reference takes log of the softmax: the same value, without its underflow).
     """
-    # FIX (SPEC 10.2): the class-weight table is created on the target's device before indexing.
+    # FIX (reference-model.md §10.2): the class-weight table is created on the target's device before indexing.
     class_weight = torch.tensor([alpha / 2, alpha / 2, 1 - alpha], dtype=logits.dtype, device=target.device)
     log_p = F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
     per_index = -class_weight[target] * (1 - log_p.exp()) ** gamma * log_p

@@ -66,7 +66,7 @@ def _plot_losses(folds: list[FoldResult], path: Path) -> None:
         ax.plot(range(n), np.mean([c[:n] for c in curves], axis=0), color="k", lw=2, label="mean over folds")
         ax.legend(fontsize=8)
     ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel="training loss (SPEC 5 total, log scale)",
+    ax.set(xlabel="epoch", ylabel="training loss (reference-model.md §5 total, log scale)",
            title="Training loss per held-out subject's fold")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -67,7 +67,7 @@ def oracle_epoch(counts: dict[int, dict[str, dict[str, int]]], begin: int) -> in
 
 
 def pooled(folds: list[FoldResult], which: str) -> dict[str, dict[str, float | int]]:
-    """Scores pooled over subjects (SPEC 7) at each fold's 'honest' or 'oracle' epoch, or 'untrained'."""
+    """Scores pooled over subjects (reference-model.md §7) at each fold's 'honest' or 'oracle' epoch, or 'untrained'."""
     total = {k: Counts() for k in KINDS}
     for f in folds:
         epoch = {"honest": f.honest_epoch, "oracle": f.oracle_epoch, "untrained": -1}[which]

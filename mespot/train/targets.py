@@ -1,8 +1,8 @@
-"""Per-index training targets and fixed-length training segments (SPEC 3.1/3.2, with its bugs fixed).
+"""Per-index training targets and fixed-length training segments (reference-model.md §3.1/3.2, with its bugs fixed).
 
 Everything here is numpy and works in the indices of one contiguous run of valid features. Kinds
 are rows: 0 = micro, 1 = macro. Start/end classes: 0 = start, 1 = end, 2 = none (the model's
-channel order). Fixes of SPEC 10.9, each named where it is applied:
+channel order). Fixes of reference-model.md §10.9, each named where it is applied:
   FIX-RIGHT-BOUND  dilation is bounded by the real sequence length (reference: 256 inside a 270 window);
   FIX-APEX-LEFT    the apex neighbourhood may reach index 0 (reference: strict `> 0`);
   FIX-END-OVER-START  where start and end neighbourhoods overlap, the nearer flag wins, ties go to
@@ -16,6 +16,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from mespot.types import check_kind
+
 KIND_ROW = {"micro": 0, "macro": 1}
 START, END, NONE = 0, 1, 2
 APEX_SPREAD = 32.0          # apex soft target exp(-j^2 / 32): a Gaussian with sigma 4, peak 1
@@ -25,16 +27,15 @@ APEX_SPREAD = 32.0          # apex soft target exp(-j^2 / 32): a Gaussian with s
 class TrainInterval:
     """One expression in run-local indices, already repaired for training (inclusive range)."""
 
-    start: int
+    onset: int
     apex: int
-    end: int
+    offset: int
     kind: str
 
     def __post_init__(self) -> None:
-        if self.kind not in KIND_ROW:
-            raise ValueError(f"TrainInterval.kind must be micro or macro, got {self.kind!r}")
-        if not self.start <= self.end:
-            raise ValueError(f"TrainInterval start {self.start} > end {self.end}")
+        check_kind(self.kind, "TrainInterval")
+        if not self.onset <= self.offset:
+            raise ValueError(f"TrainInterval onset {self.onset} > offset {self.offset}")
 
 
 @dataclass
@@ -96,12 +97,12 @@ def build_targets(length: int, intervals: Iterable[TrainInterval], *,
     starts: dict[str, list[int]] = {"micro": [], "macro": []}
     ends: dict[str, list[int]] = {"micro": [], "macro": []}
     for iv in intervals:
-        if not 0 <= iv.start <= iv.end < length:
+        if not 0 <= iv.onset <= iv.offset < length:
             raise ValueError(f"interval {iv} is not inside the run of length {length}")
         row, r = KIND_ROW[iv.kind], ranges[iv.kind]
-        starts[iv.kind].append(iv.start)
-        ends[iv.kind].append(iv.end)
-        action[row, iv.start: iv.end + 1] = 1.0
+        starts[iv.kind].append(iv.onset)
+        ends[iv.kind].append(iv.offset)
+        action[row, iv.onset: iv.offset + 1] = 1.0
         # FIX-APEX-LEFT: j runs over -r..r and only [0, length) bounds it (reference: index > 0).
         # FIX-RIGHT-BOUND: the right bound is the run length, not a hard-coded 256.
         for j in range(-r, r + 1):
@@ -122,7 +123,7 @@ def build_targets(length: int, intervals: Iterable[TrainInterval], *,
 
 def segment_run(features: np.ndarray, targets: Targets, weight: np.ndarray, *, length: int,
                 context: int, keep_neutral: bool) -> Segments:
-    """Cut one run into windows of `length` (stride `length`) plus `context` each side (SPEC 3.1).
+    """Cut one run into windows of `length` (stride `length`) plus `context` each side (reference-model.md §3.1).
 
     Positions outside the run are zero features and weight 0. A window is kept when its labels,
     context included, hold any action index, or always when `keep_neutral` is set.
@@ -165,9 +166,9 @@ def run_intervals(intervals: Iterable[TrainInterval], run_start: int, run_stop: 
     """
     inside, partial = [], []
     for iv in intervals:
-        if run_start <= iv.start and iv.end < run_stop:
-            inside.append(TrainInterval(iv.start - run_start, iv.apex - run_start,
-                                        iv.end - run_start, iv.kind))
-        elif iv.start < run_stop and iv.end >= run_start:
-            partial.append((max(iv.start, run_start) - run_start, min(iv.end, run_stop - 1) - run_start))
+        if run_start <= iv.onset and iv.offset < run_stop:
+            inside.append(TrainInterval(iv.onset - run_start, iv.apex - run_start,
+                                        iv.offset - run_start, iv.kind))
+        elif iv.onset < run_stop and iv.offset >= run_start:
+            partial.append((max(iv.onset, run_start) - run_start, min(iv.offset, run_stop - 1) - run_start))
     return inside, partial

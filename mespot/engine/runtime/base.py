@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-N_ROIS = 12
+from mespot.types import N_ROIS
+
 N_LOGITS = 10
 
 
@@ -48,7 +49,8 @@ class RuntimeUnavailable(RuntimeError):
 
 class ModelError(ValueError):
     """A model file, or the metadata beside or inside it, that cannot be used: one line naming the
-    file and the problem (a CLI prints it as is)."""
+    file and the problem. A CLI catches it where it opens a model and raises mespot.errors.InputError
+    with the same text: one line, exit 2 (mespot/errors.py says why it is not an InputError)."""
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:

@@ -10,6 +10,9 @@ A metadata dict (JSON-safe) with these keys:
   adjacency       (12, 12) list of floats; input_mean / input_std: per x/y channel (already inside
                   the graph: runtimes take raw features)
   config          mespot.config.Config.to_dict(), so decoding parameters travel with the model
+  frontend        (optional) mespot.stream.frontend.FrontEnd.config() of the features the model was
+                  trained on, so the live path builds that front-end (mespot.stream.frontconfig);
+                  absent in older files and the authors' models, which get the default front-end
   source          free-form provenance (checkpoint path, epoch, exporter versions)
 ONNX files hold it as the metadata_props entry METADATA_KEY (JSON text) and in the sidecar
 `<model>.json`; TensorRT plans only in the sidecar. Pure Python: the live path reads it without torch.
@@ -33,12 +36,14 @@ REQUIRED_KEYS = ("format", "right_context", "window", "fps", "adjacency", "input
 
 
 def build_metadata(*, adjacency, input_mean, input_std, config: Config, fps: float, right_context: int,
-                   window: int | None = None, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The metadata dict of one model; `window` defaults to the config's."""
+                   window: int | None = None, source: dict[str, Any] | None = None,
+                   frontend: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata dict of one model; `window` defaults to the config's; `frontend` (None: not
+    known) is the description of the front-end its training features came from."""
     window = int(config.window if window is None else window)
     if window < 2 * right_context + 1:
         raise ValueError(f"window {window} must be >= 2*right_context+1 = {2 * right_context + 1}")
-    return {
+    meta = {
         "format": METADATA_FORMAT,
         "mespot_version": __version__,
         "input": {"name": INPUT_NAME, "layout": "B,T,12,2", "dtype": "float32", "units": "raw ROI flow"},
@@ -52,6 +57,9 @@ def build_metadata(*, adjacency, input_mean, input_std, config: Config, fps: flo
         "config": config.to_dict(),
         "source": dict(source or {}),
     }
+    if frontend is not None:
+        meta["frontend"] = dict(frontend)
+    return meta
 
 
 def check_metadata(meta: dict[str, Any], where: str) -> dict[str, Any]:
@@ -91,11 +99,20 @@ def _check_values(meta: dict[str, Any], where: str) -> None:
     if config.model_delay != right_context:
         raise ModelError(f"{where}: config model_delay {config.model_delay} disagrees with right_context "
                          f"{right_context}")
+    frontend = meta.get("frontend")
+    if frontend is not None and not isinstance(frontend, dict):
+        raise ModelError(f"{where}: frontend must be an object (a front-end description), got {frontend!r}")
 
 
 def metadata_config(meta: dict[str, Any]) -> Config:
     """The Config a model was exported with (decoding parameters, fps, window)."""
     return config_from_dict(meta["config"])
+
+
+def metadata_frontend(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The front-end description a model carries, or None (built before models carried one)."""
+    frontend = meta.get("frontend")
+    return dict(frontend) if frontend else None
 
 
 def sidecar_path(model_path: str | Path) -> Path:

@@ -25,14 +25,15 @@ def _import_torch():
 
 
 def model_metadata(model, *, config: Config, fps: float, window: int | None = None,
-                   source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Metadata of an AUWGCN: its adjacency and normalisation buffers plus config, fps and window."""
+                   source: dict[str, Any] | None = None, frontend: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metadata of an AUWGCN: its adjacency and normalisation buffers plus config, fps, window and
+    the front-end of its training features (None: not known)."""
     from mespot.engine.model import RIGHT_CONTEXT
 
     return build_metadata(
         adjacency=model.adjacency, input_mean=model.input_mean.detach().cpu().tolist(),
         input_std=model.input_std.detach().cpu().tolist(), config=config, fps=fps,
-        right_context=RIGHT_CONTEXT, window=window, source=source)
+        right_context=RIGHT_CONTEXT, window=window, source=source, frontend=frontend)
 
 
 def checkpoint_config(info: dict[str, Any], path: Path | str) -> Config:
@@ -60,11 +61,6 @@ class TorchRuntime(Runtime):
         self.model = model.to(device).eval()
 
     @classmethod
-    def from_model(cls, model, *, config: Config, fps: float, window: int | None = None,
-                   device: str = "cpu") -> "TorchRuntime":
-        return cls(model, model_metadata(model, config=config, fps=fps, window=window), device)
-
-    @classmethod
     def load(cls, path: Path, device: str = "cpu", threads: int | None = None) -> "TorchRuntime":
         torch = _import_torch()
         from mespot.engine.checkpoint import checkpoint_info, load_checkpoint
@@ -75,7 +71,7 @@ class TorchRuntime(Runtime):
         info = checkpoint_info(path)
         config = checkpoint_config(info, path)
         fps = config.fps if info["fps"] is None else float(info["fps"])
-        meta = model_metadata(model, config=config, fps=fps,
+        meta = model_metadata(model, config=config, fps=fps, frontend=info["frontend"],
                               source={"checkpoint": str(path), "epoch": info.get("epoch")})
         return cls(model, meta, device)
 
