@@ -12,7 +12,9 @@ from typing import Any
 
 from mespot.types import KINDS  # noqa: F401 (re-exported: the kinds a config decodes)
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# Inside the package, so an installed wheel has them; `configs/` at the repository root is a link to
+# this folder, so paths like configs/live.yaml keep working in a checkout.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 class ConfigError(ValueError):
@@ -146,7 +148,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 def load_config(name_or_path: str | Path) -> Config:
-    """Load a config by path, or by name from the repository's `configs/` folder."""
+    """Load a config by path, or by name from the package's `configs/` folder (mespot/configs)."""
     path = Path(name_or_path)
     if not path.exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
@@ -155,8 +157,21 @@ def load_config(name_or_path: str | Path) -> Config:
         raise ConfigError(f"no config {str(name_or_path)!r}; valid names: {', '.join(names)} or a YAML path")
     import yaml      # here, not at the top: models carry their config, so loading one needs no YAML
 
-    with open(path) as fh:
-        raw = yaml.safe_load(fh) or {}
+    try:
+        with open(path, "rb") as fh:
+            raw = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}: not valid YAML ({problem}{where})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    return config_from_dict(raw)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:     # e.g. `decoding: 3`, `micro: [1]`
+        raise ConfigError(f"{path}: {type(exc).__name__}: {exc}") from None

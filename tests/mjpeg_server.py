@@ -1,4 +1,5 @@
-"""A local MJPEG-over-HTTP server for tests (127.0.0.1 only), that can be cut and restored."""
+"""A local MJPEG-over-HTTP server for tests (127.0.0.1 only), that can be cut and restored, and
+whose frame size can be changed while it streams."""
 from __future__ import annotations
 
 import threading
@@ -24,11 +25,14 @@ class MjpegServer:
     """Serves `multipart/x-mixed-replace` JPEG frames at `fps` on 127.0.0.1:`port`.
 
     `cut()` closes every open stream and stops listening; `restore()` listens again on the same port.
+    Setting `size` (width, height) changes the frames of every open stream from the next one on, as
+    a camera switching resolution does.
     """
 
-    def __init__(self, fps: float = 30.0, port: int = 0) -> None:
+    def __init__(self, fps: float = 30.0, port: int = 0, size: tuple[int, int] = (160, 120)) -> None:
         self.fps = fps
         self.port = port
+        self.size = size
         self.frames_sent = 0
         self._alive = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -50,7 +54,7 @@ class MjpegServer:
                 i = 0
                 try:
                     while outer._alive.is_set():
-                        jpg = _frame_jpeg(outer.frames_sent)
+                        jpg = _frame_jpeg(outer.frames_sent, outer.size)
                         self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                          f"Content-Length: {len(jpg)}\r\n\r\n".encode())
                         self.wfile.write(jpg + b"\r\n")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mespot.bench.crossrender import RecordedVideo, families_of, recall_tables, score_cell
+from mespot.bench.crossrender import RecordedVideo, families_of, print_matrix, recall_tables, score_cell
 from mespot.eval.baseline import MotionBaseline
 from mespot.eval.metrics import Prediction, evaluate, found_ground_truth
 from mespot.types import Interval
@@ -63,3 +63,17 @@ def test_motion_baseline_finds_a_displacement_and_ignores_a_still_face():
     gap = np.ones(400, bool)
     gap[105] = False                 # a gap splits the run: each run starts from its own neutral
     assert all(i.offset < 105 or i.onset > 105 for i in spotter.spot(f, gap, 30.0))
+
+
+def test_print_matrix_shows_every_model_renderer_and_combination():
+    from rich.console import Console
+
+    v = _video("v", [Interval("micro", 10, 14, 18), Interval("macro", 40, 50, 70)], ["4+9", "12"])
+    w = _video("w", [Interval("micro", 10, 14, 18)], ["1+2"], renderer="b")
+    emitted = {"v": [Interval("micro", 10, 14, 18)], "w": []}
+    result = {"m1": {"a": score_cell([v], emitted), "b": score_cell([w], emitted)}}
+    console = Console(record=True, width=200)
+    print_matrix(result, console)
+    text = console.export_text()
+    assert "renderer a" in text and "renderer b" in text and "m1" in text
+    assert "micro 4+9" in text and "macro 12" in text and "micro 1+2" in text

@@ -54,14 +54,56 @@ def test_image_folder_uses_natural_order(tmp_path):
     np.testing.assert_allclose([f.t_source for f in frames], np.arange(12) / 25)
 
 
-def test_corrupt_and_empty_files_are_skipped_and_counted(tmp_path):
+def test_corrupt_and_empty_files_are_gaps_never_copies(tmp_path):
     folder = write_image_folder(tmp_path / "seq", 6)
     (folder / "img_2.png").write_bytes(b"\x89PNG this is not an image")
     (folder / "img_4.png").write_bytes(b"")
+    for target_fps in (None, 30.0):        # the resampler must not fill a gap with a neighbour
+        src = open_source(str(folder), target_fps=target_fps)
+        frames = list(src)
+        assert [f.index for f in frames] == list(range(6))
+        assert [f.is_gap for f in frames] == [False, False, True, False, True, False]
+        assert [number_of(f.image) for f in frames if not f.is_gap] == [0, 1, 3, 5]
+        np.testing.assert_allclose([f.t_source for f in frames], np.arange(6) / 30)
+        assert src.stats["errors"] == 2 and src.stats["gaps"] == 2 and src.stats["repeated"] == 0
+
+
+def test_video_frames_that_cannot_be_decoded_are_gaps(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.avi", 8, 30.0)
+    src = open_source(str(path), target_fps=30.0)
+    retrieve = src._cap.retrieve
+    calls = []
+
+    def failing_retrieve():                 # frame 3 decodes to nothing, as a damaged packet does
+        calls.append(1)
+        return (False, None) if len(calls) == 4 else retrieve()
+
+    monkeypatch.setattr(src, "_cap", _Wrapped(src._cap, retrieve=failing_retrieve))
+    frames = list(src)
+    assert [f.is_gap for f in frames] == [i == 3 for i in range(8)]
+    assert [number_of(f.image) for f in frames if not f.is_gap] == [0, 1, 2, 4, 5, 6, 7]
+    assert src.stats["errors"] == 1 and src.stats["gaps"] == 1
+
+
+class _Wrapped:
+    """A cv2.VideoCapture with some methods replaced."""
+
+    def __init__(self, cap, **methods):
+        self._cap, self._methods = cap, methods
+
+    def __getattr__(self, name):
+        return self._methods.get(name) or getattr(self._cap, name)
+
+
+def test_files_count_copies_but_keep_them(tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, level in enumerate([0, 1, 1, 1, 2]):
+        cv2.imwrite(str(folder / f"img_{i}.png"), numbered_image(level))
     src = open_source(str(folder))
     frames = list(src)
-    assert [f.index for f in frames] == [0, 1, 3, 5]          # the holes stay visible
-    assert src.stats["errors"] == 2
+    assert not any(f.is_gap for f in frames)      # a still image sequence is a still face
+    assert src.stats["duplicates"] == 2 and src.stats["gaps"] == 0
 
 
 def test_resolution_change_passes_through(tmp_path):
@@ -184,9 +226,11 @@ def test_damaged_video_file_never_crashes(tmp_path):
     damaged.write_bytes(bytes(data))
     src = open_source(str(damaged))
     frames = list(src)
-    assert 10 <= len(frames) <= 30
-    assert all(f.image.shape == (64, 96, 3) for f in frames)
-    assert [f.index for f in frames] == sorted(f.index for f in frames)
+    images = [f for f in frames if not f.is_gap]
+    assert 10 <= len(images) <= 30
+    assert all(f.image.shape == (64, 96, 3) for f in images)
+    assert np.all(np.diff([f.index for f in frames]) > 0)
+    assert src.stats["gaps"] == len(frames) - len(images) <= src.stats["errors"]
 
 
 def test_unopenable_sources_raise_source_error(tmp_path):

@@ -150,6 +150,17 @@ def print_matrix(result: dict, console=None) -> None:
                    for d in cell["families"].values()]
             fam.add_row(f"{name}, {r}", *row, str(cell.get("distractor_intervals", "-")))
     console.print(fam)
+    cells = [(name, r, cell) for name, row in result.items() for r, cell in row.items()]
+    combos = sorted({k for _, _, cell in cells for k in cell["combinations"]},
+                    key=lambda k: (k.split()[0], [int(a) for a in k.split()[1].split("+") if a.isdigit()]))
+    per_au = Table(title="found / planted per AU combination")
+    per_au.add_column("kind, AUs")
+    for name, r, _ in cells:
+        per_au.add_column(f"{name}, {r}", justify="right")
+    for key in combos:
+        per_au.add_row(key, *(f"{cell['combinations'][key]['found']}/{cell['combinations'][key]['total']}"
+                              if key in cell["combinations"] else "-" for _, _, cell in cells))
+    console.print(per_au)
 
 
 def _f1_text(cell: dict) -> str:

@@ -60,6 +60,8 @@ def measure_floor(source_spec: str, *, fps: float = 30.0, max_frames: int | None
             frame = next(frames, None)
             if frame is None:
                 break
+            if frame.is_gap:          # an unreadable frame: nothing to time
+                continue
             t1 = time.perf_counter()
             tracker.track(frame.image)
             t2 = time.perf_counter()
@@ -125,6 +127,8 @@ def _paced(source_spec: str, fps: float, n_frames: int, pairs: dict) -> dict:
             wait = start + k / fps - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
+            if frame.is_gap:
+                continue
             t0 = time.perf_counter()
             tracker.track(frame.image)
             t1 = time.perf_counter()

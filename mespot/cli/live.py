@@ -63,13 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-subscriber", type=at_least(float, 0.0), default=0.0, metavar="S",
                    help="wait up to S seconds for a subscriber before streaming, so it misses nothing")
     p.add_argument("--demo-seed", type=int, default=0, metavar="N", help="seed of the --demo clip (default 0)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show what the native libraries print (MediaPipe, TensorFlow Lite, FFmpeg, OpenCV)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mespot.cli.quiet import native_quiet
+
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        with native_quiet(not args.verbose):
+            return _run(args)
     except InputError as exc:
         print(f"spot-live: {exc}", file=sys.stderr)
         return 2
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
-    """Config, runtime and model path, with every user error turned into a InputError.
+    """Config, runtime and model path, with every user error turned into an InputError.
 
     Without --config the model's own config (carried in its metadata) is used, so its rate and
     decoding parameters travel with it; --config overrides the decoding but must keep the rate.
@@ -157,14 +162,14 @@ def _run(args) -> int:
                 spec, planted = make_demo_clip(folder, seed=args.demo_seed)
         else:
             spec = args.camera if args.camera is not None else args.source
-        summary, stream = _stream(args, config, runtime, model_path, spec, publisher, sinks, err)
+        summary, stream = _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stack)
         _print_summary(summary, stream, args, out)
         if planted is not None:
             _print_demo(planted, summary.intervals, out)
         return 0 if summary.state == "ended" else 1
 
 
-def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
+def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stack: ExitStack):
     from mespot.stream.factory import build_pipeline
     from mespot.stream.frontconfig import FrontEndMismatch
     from mespot.stream.sources import SourceError, open_source
@@ -189,9 +194,12 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
         try:
             live = build_pipeline(source, runtime, config=config, sinks=sinks, stream=stream,
                                   score_rate_hz=args.score_rate, observers=observers)
-        except (FrontEndMismatch, TrackerError) as exc:
+        except FrontEndMismatch as exc:
             source.close()
             raise InputError(f"model {model_path}: {exc}") from None
+        except TrackerError as exc:
+            source.close()
+            raise InputError(f"cannot build the face tracker: {exc}") from None
         runtime.warm_up()
     pipeline = live.pipeline
     if args.wait_subscriber > 0:
@@ -209,13 +217,13 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
             failure.append(exc)
 
     worker = threading.Thread(target=work, name="mespot-pipeline")
-    restore = _stop_on_signals(pipeline)
+    # Handlers stay until the summary is printed: a late signal must not cut that short either.
+    stack.callback(_stop_on_signals(pipeline))
     worker.start()
     try:
         while worker.is_alive():
             worker.join(0.2)
     finally:
-        restore()
         if dashboard is not None:
             dashboard.stop()
         live.close()
@@ -226,17 +234,21 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err):
 
 
 def _stop_on_signals(pipeline):
-    """Ctrl-C / SIGTERM ask the pipeline to finish cleanly; a second Ctrl-C interrupts at once.
+    """Ctrl-C / SIGTERM ask the pipeline to finish cleanly; a second one also stops waiting for a
+    source blocked in a read, so the run ends at once. Either way the loop still publishes (and
+    records) its final status, so the last message is `ended` whatever the number of signals.
 
     A handler, not a caught KeyboardInterrupt: the exception could land anywhere in the waiting
-    code (even inside Thread.join). Returns a function that restores the previous handlers.
+    code (even inside Thread.join) and abandon the loop with its sinks. Returns a function that
+    restores the previous handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    count = [0]
 
     def request_stop(signum, frame):
-        pipeline.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        count[0] += 1
+        pipeline.stop(wait_for_source=count[0] == 1)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 

@@ -19,6 +19,7 @@ import torch
 import mespot
 from mespot.config import Config, config_from_dict
 from mespot.engine.model import REFERENCE_MEAN, REFERENCE_STD, AUWGCN
+from mespot.engine.runtime.base import ModelError, first_line
 
 FORMAT = "mespot-auwgcn"
 FORMAT_VERSION = 1
@@ -72,10 +73,21 @@ def _read(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:   # unpickling errors come in many types; name the file once
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"{path}: not a readable torch checkpoint ({_load_problem(exc)})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
+        raise ModelError(f"{path}: checkpoint is a {type(data).__name__}, expected a dict")
     return data
+
+
+def _load_problem(exc: Exception) -> str:
+    """torch.load's reason in a few words: its weights-only refusal is a paragraph about PyTorch 2.6
+    defaults, with the actual reason ("Unsupported operand 0") buried after `WeightsUnpickler error:`."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = " ".join(text.split(marker, 1)[1].split("Check the documentation", 1)[0].split())
+        return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    return first_line(exc)
 
 
 def _is_ours(data: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Iterator
 
 from mespot.stream.sources import Source
@@ -43,6 +44,7 @@ class CaptureThread:
         self.dropped = 0
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
+        self._abandon = threading.Event()
         self._ended = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="mespot-capture", daemon=True)
@@ -138,11 +140,23 @@ class CaptureThread:
             yield frame
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading, close the source and wait (up to `timeout`) for the thread to finish."""
+        """Stop reading, close the source and wait (up to `timeout`, or until `abandon()`) for the
+        thread to finish. A device or network read can block for its own timeout (5 s)."""
         self._stop.set()
         self.source.close()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and not self._abandon.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._thread.join(min(left, 0.05))
+
+    def abandon(self) -> None:
+        """Stop, and stop waiting for the reading thread from any thread (a second Ctrl-C). It is a
+        daemon thread: a read still blocked in the device ends with the process."""
+        self._abandon.set()
+        self._stop.set()
+        self.source.close()
 
     def __enter__(self) -> "CaptureThread":
         return self

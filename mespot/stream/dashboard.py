@@ -89,9 +89,13 @@ class Dashboard(PipelineObserver):
                     style="green" if face else "red")
         dropped = status["dropped"]
         text.append(f"dropped capture {dropped['capture']} publish {dropped['publish']}  ")
+        source = status.get("source", {})
         if status["state"] == "running":
-            healthy = status.get("source", {}).get("healthy")
+            healthy = source.get("healthy")
             text.append("source " + ("ok" if healthy else "stalled"), style="green" if healthy else "yellow")
+        faults = [f"{source[k]} {k}" for k in ("gaps", "duplicates", "frozen", "reconnects") if source.get(k)]
+        if faults:
+            text.append("  " + ", ".join(faults), style="yellow")
         return text
 
     def _latency(self, status: dict | None) -> Table:

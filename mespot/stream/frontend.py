@@ -6,7 +6,15 @@ frame k-1 to frame k (mespot.types). A frame is invalid (features zero) when it 
 in the current track: the first frame, no face, a lost track, a jump of the face, a face whose ROI
 centres leave the image, a change of image size, an unusable image, or a hole in the frame
 indices or timestamps. Each of these restarts the flow state, so no flow is ever computed across a
-gap.
+hole.
+
+Gap frames (a source's unreadable frame, `Frame.image` None) are invalid too, but up to
+BRIDGE_GAPS of them in a row do not end the track: the next real frame's flow is computed from
+the last real one and divided by the frame periods it spans (`FrameFeatures.span`), so the motion
+over the gap is measured and only its split between the periods is assumed even. The live
+pipeline feeds that mean motion to the model for the gap's indices as well, so one corrupt frame
+inside an expression does not cut its run in two (a new run's first indices see the model's edge
+padding, which made false micro-expressions).
 
 Alignment: the previous and the current image are both warped, in grey, with the CURRENT frame's
 similarity transform, so head position, size and roll are normalised while landmark jitter cannot
@@ -44,6 +52,7 @@ from mespot.types import N_ROIS, Frame, FrameFeatures
 
 STAGES = FRONTEND_STAGES
 PATCH_MARGIN = 0.1     # growth of a frame's grey patch, per side, as a share of the warp's source box
+BRIDGE_GAPS = 2        # gap frames in a row that the flow is measured across (67 ms at 30 fps)
 # Order of the mapped points the front-end reads each frame.
 _USED_IBUG = ROI_IBUG + ALIGN_IBUG + NOSE_BOX_IBUG + INNER_EYE_IBUG
 _ROI = slice(0, 12)
@@ -126,6 +135,8 @@ class FrontEnd:
         self._shape: tuple[int, ...] | None = None
         self._image_limit = np.zeros(2, np.float32)     # (w, h) of the current image size
         self._prev: _Previous | None = None
+        self._gaps = 0             # gap frames since self._prev
+        self.bridge_gaps = BRIDGE_GAPS
         self.restarts = 0
         self.patch_misses = 0      # pairs whose previous frame had to be converted again (_crops)
 
@@ -140,6 +151,7 @@ class FrontEnd:
     def reset(self) -> None:
         """Forget the track and the flow state (a new stream or video starts)."""
         self._prev = None
+        self._gaps = 0
         self._shape = None
         self.tracker.reset()
 
@@ -150,6 +162,7 @@ class FrontEnd:
         if self._prev is not None:
             self.restarts += 1
         self._prev = None
+        self._gaps = 0
 
     def _keep(self, frame: Frame, eye_centre: np.ndarray, eye_distance: float,
               patch: GreyPatch | None = None) -> None:
@@ -157,6 +170,7 @@ class FrontEnd:
         Frame's image is owned by its receiver (mespot.types.Frame), so nobody writes into it after
         `process`; a copy would only cost time and cache (docs/benchmarks.md, design measurements)."""
         self._prev = _Previous(frame.index, frame.t_source, frame.image, eye_centre, eye_distance, patch)
+        self._gaps = 0
 
     def _crops(self, image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, GreyPatch]:
         """The grey crops of the previous and the current frame, both warped with `matrix`, and the
@@ -198,13 +212,20 @@ class FrontEnd:
 
     def _continues(self, frame: Frame) -> bool:
         prev = self._prev
-        return (prev is not None and frame.index == prev.index + 1
-                and 0.0 <= frame.t_source - prev.t_source <= 2.5 / self.fps)
+        span = 1 + self._gaps
+        return (prev is not None and frame.index == prev.index + span
+                and 0.0 <= frame.t_source - prev.t_source <= (span + 1.5) / self.fps)
 
     def process(self, frame: Frame) -> FrameFeatures:
         stage_ms = dict.fromkeys(STAGES, 0.0)
         image = frame.image
-        if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        if image is None:
+            if self._prev is not None and self._gaps < BRIDGE_GAPS:
+                self._gaps += 1        # the track waits for the next real frame
+            else:
+                self._restart()
+            return self._invalid(frame, stage_ms)
+        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             self._restart()
             return self._invalid(frame, stage_ms)
         if image.shape != self._shape:
@@ -214,6 +235,7 @@ class FrontEnd:
             self._image_limit = np.array(image.shape[1::-1], np.float32)   # (w, h): ROI x < w, y < h
             self._restart()
         continues = self._continues(frame)
+        span = 1 + self._gaps if continues else 1
 
         t0 = time.perf_counter()
         mesh = self.tracker.track(image)
@@ -267,10 +289,13 @@ class FrontEnd:
                 self.reflows += 1
         g = self.roi.head_motion(flow, crop_pts[_NOSE], crop_pts[_EYES], motion) if self._reference_g else None
         features = self.roi.features(flow, crop_pts[_ROI], g, motion)
+        if span > 1:
+            features = features / np.float32(span)
         stage_ms["flow"] += reflow_ms                      # the second flow is flow, the fits are roi
         stage_ms["roi"] = (time.perf_counter() - t3) * 1e3 - reflow_ms
         return FrameFeatures(index=frame.index, features=features, valid=True, t_source=frame.t_source,
-                             t_monotonic=frame.t_monotonic, roi_centres=roi_image, stage_ms=stage_ms)
+                             t_monotonic=frame.t_monotonic, roi_centres=roi_image, stage_ms=stage_ms,
+                             span=span)
 
 
 def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int, int | None], None] | None = None,
@@ -278,7 +303,9 @@ def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int,
     """Run a whole source through a fresh FrontEnd at `fps` and return its FeatureFile.
 
     Files lose nothing (the capture thread applies back-pressure). Rows are indexed by frame index
-    at `fps`; an index with no frame (a hole in the source) is an invalid row. A live source runs
+    at `fps`; an index with no frame (a hole in the source) is an invalid row. Gap frames the
+    front-end bridged (`FrameFeatures.span`) get the bridged mean motion and count as valid, as in
+    the live pipeline, so a feature file feeds the model what a live run fed it. A live source runs
     until Ctrl-C and returns what it has.
     `progress(done, total)` is called after each frame (total None when unknown).
     """
@@ -311,6 +338,9 @@ def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int,
         timestamps[r.index] = r.t_source
         if r.valid:
             centres[r.index] = r.roi_centres
+        if r.valid and r.span > 1:       # bridged gap frames: the model gets what the live engine gets
+            features[r.index - r.span + 1:r.index] = r.features
+            valid[r.index - r.span + 1:r.index] = True
     holes = np.isnan(timestamps)
     timestamps[holes] = np.flatnonzero(holes) / fps
     meta = {"fps": float(fps), "source": str(source_spec), "extractor": frontend.config(),

@@ -12,6 +12,12 @@ Per frame an `on_frame(FrameRecord)` goes to every observer with the stage times
   publish     building and sending interval / score / status messages to every sink
   end_to_end  from the source's stamp to the end of publish
 
+Gap frames (no image: mespot.types.Frame) are held back, up to the front-end's `bridge_gaps`, until
+the next frame shows whether the front-end measured the motion across them (`FrameFeatures.span`).
+If it did, the model gets that mean motion for the gap's indices too and the run goes on; their
+`score` entries still say valid false, since those frames had no image. If not, they are pushed
+as invalid and end the run.
+
 `stop()` (any thread) or the end of the source ends the run cleanly: the engine and picker are
 flushed, pending intervals published, then a final `status` with state `ended`. An exception
 publishes a `status` with state `error`, tells every sink (on_error) and is re-raised. Sinks are
@@ -151,6 +157,9 @@ class LivePipeline:
         self._frames = 0
         self._valid_frames = 0
         self._last_index: int | None = None
+        self._held: list[int] = []            # gap frames waiting for the next frame
+        self._bridged: set[int] = set()       # indices fed the bridged motion (published invalid)
+        self._bridge_gaps = int(getattr(frontend, "bridge_gaps", 0))
         self._face_present = False
         self._started = 0.0
         self._last_frame_at: float | None = None
@@ -159,9 +168,13 @@ class LivePipeline:
         self._last_scores_at = 0.0
         self.summary: RunSummary | None = None
 
-    def stop(self) -> None:
-        """Ask the loop to finish (thread-safe); pending intervals are still decided and published."""
+    def stop(self, *, wait_for_source: bool = True) -> None:
+        """Ask the loop to finish (thread-safe); pending intervals are still decided and published,
+        then the final status. `wait_for_source=False` also stops waiting for a capture thread
+        blocked in a read (its `abandon()`), so the run ends at once, final status included."""
         self._stop.set()
+        if not wait_for_source and hasattr(self.capture, "abandon"):
+            self.capture.abandon()
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -179,7 +192,7 @@ class LivePipeline:
                 self._process(frame)
             rows = self.engine.flush()
             if self.score_period_s is not None:
-                self._scores.extend((i, True, row) for i, row in rows)
+                self._add_scores(rows)
             self._publish_intervals(self._decide(rows, end_run=False) + self.picker.flush())
             self._publish_scores()
             self._publish_status("ended")
@@ -202,21 +215,22 @@ class LivePipeline:
         self._remember(frame)
         features: FrameFeatures = self.frontend.process(frame)
         t_frontend = time.monotonic()
-        rows = self.engine.push(features.index, features.features, features.valid)
-        t_inference = time.monotonic()
         jumped = self._last_index is not None and features.index != self._last_index + 1
-        intervals = self._decide(rows, end_run=not features.valid or jumped)
+        rows, cut = self._feed(features, frame.is_gap and not jumped)
+        t_inference = time.monotonic()
+        intervals = self._decide(rows, end_run=cut or jumped)
         t_picker = time.monotonic()
         self._last_index = features.index
         self._frames += 1
         self._valid_frames += bool(features.valid)
         self._face_present = bool(features.valid) or (
             features.roi_centres is not None and bool(np.isfinite(features.roi_centres).all()))
-        self._last_frame_at = t_taken
+        if not frame.is_gap:          # a gap is the source failing: it must not look healthy
+            self._last_frame_at = t_taken
         if self.score_period_s is not None:
             if not features.valid:
                 self._scores.append((features.index, False, None))
-            self._scores.extend((i, True, row) for i, row in rows)
+            self._add_scores(rows)
         self._publish_intervals(intervals)
         now = time.monotonic()
         if self.score_period_s is not None and now - self._last_scores_at >= self.score_period_s:
@@ -236,6 +250,28 @@ class LivePipeline:
                              frame.t_monotonic, stage_ms, tuple(rows), tuple(intervals))
         for observer in self.observers:
             observer.on_frame(record)
+
+    def _feed(self, features: FrameFeatures, gap: bool) -> tuple[list, bool]:
+        """Push to the engine; returns its rows and whether the valid run was cut here."""
+        if gap and len(self._held) < self._bridge_gaps:
+            self._held.append(features.index)
+            return [], False
+        held, self._held = self._held, []
+        rows = []
+        bridged = bool(held) and features.valid and features.span == len(held) + 1
+        for index in held:
+            if bridged and self.score_period_s is not None:
+                self._bridged.add(index)
+            rows += self.engine.push(index, features.features, bridged)
+        rows += self.engine.push(features.index, features.features, features.valid)
+        return rows, not features.valid or (bool(held) and not bridged)
+
+    def _add_scores(self, rows) -> None:
+        for index, row in rows:
+            if index in self._bridged:
+                self._bridged.discard(index)      # already listed as invalid when it arrived
+            else:
+                self._scores.append((index, True, row))
 
     def _decide(self, rows, *, end_run: bool) -> list[Interval]:
         """Feed the engine's rows to the picker; end the run (decide what is pending) at a gap."""

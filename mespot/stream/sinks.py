@@ -7,6 +7,8 @@ either path. The bus encodes each message once and hands the same bytes to every
 from __future__ import annotations
 
 import errno
+import os
+import re
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -20,6 +22,18 @@ DEFAULT_HWM = 1000
 
 class PublishError(RuntimeError):
     """A sink that cannot be opened (port in use, bad endpoint, unwritable file): one clear line."""
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Refuse what ZeroMQ would accept but not mean: a tcp port above 65535 is taken modulo 65536
+    (99999 listens on 34463). `*` and 0 (any free port) and ipc:// paths pass."""
+    match = re.fullmatch(r"tcp://(.+):([^:\]]+)", endpoint)
+    if endpoint.startswith("tcp://") and match is None:
+        raise PublishError(f"cannot publish on {endpoint}: expected tcp://HOST:PORT")
+    if match is not None and match.group(2) != "*":
+        port = match.group(2)
+        if not port.isdigit() or int(port) > 65535:
+            raise PublishError(f"cannot publish on {endpoint}: port {port} is not in 0-65535")
 
 
 class Sink(ABC):
@@ -61,6 +75,7 @@ class ZmqPublisher(Sink):
                  linger_ms: int = 1000) -> None:
         import zmq
 
+        check_endpoint(endpoint)
         self._zmq = zmq
         self.endpoint = endpoint
         self.linger_ms = int(linger_ms)
@@ -129,18 +144,33 @@ class JsonlRecorder(Sink):
     """Every message, one JSON object per line (its `topic` field says which), written to `path`.
 
     Buffered; flushed on every `status` message (about once a second), on error and at the end.
+    The path is checked when the recorder is made (its folder must exist: a typo in it is refused,
+    never created), but the file is created by the first message, so a run that fails before
+    streaming leaves no empty file behind, and an earlier recording at that path is kept.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.dropped = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[bytes] | None = open(self.path, "wb")
-        except OSError as exc:
-            raise PublishError(f"cannot record to {self.path}: {exc.strerror}") from None
+        self._file: IO[bytes] | None = None
+        self._closed = False
+        folder = self.path.parent
+        problem = None
+        if self.path.is_dir():
+            problem = "it is a folder"
+        elif not folder.is_dir():
+            problem = f"folder {folder} does not exist"
+        elif not os.access(self.path if self.path.exists() else folder, os.W_OK):
+            problem = "permission denied"
+        if problem:
+            raise PublishError(f"cannot record to {self.path}: {problem}")
 
     def write(self, topic: str, payload: bytes) -> None:
+        if self._file is None:
+            if self._closed:
+                self.dropped += 1           # written after close: counted, never silently lost
+                return
+            self._file = open(self.path, "wb")
         self._file.write(payload + b"\n")
         if topic == "status":
             self._file.flush()
@@ -150,6 +180,7 @@ class JsonlRecorder(Sink):
             self._file.flush()
 
     def close(self) -> None:
+        self._closed = True
         if self._file is not None:
             self._file.close()
             self._file = None

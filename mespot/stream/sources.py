@@ -11,9 +11,17 @@ sources, continuing across reconnects so that an outage shows as a hole). With `
 frames are resampled to that rate by these timestamps (see `mespot.stream.resample`) and `index`
 counts ticks at the target rate.
 
-Robustness: an empty or undecodable frame is skipped and counted in `stats["errors"]`; a live
-source that stops delivering reconnects with exponential back-off (`stats["reconnects"]`); a
-source that cannot be opened at all raises `SourceError` with one line a CLI can print.
+Robustness: an empty or undecodable frame becomes a gap, a `Frame` whose `image` is None at the
+position and time the frame was due (counted in `stats["errors"]` and `stats["gaps"]`), never a
+copy of another frame: the front-end then restarts its flow, so no motion is invented across it.
+A frame bit-identical to the previous one is counted in `stats["duplicates"]`. From a live source
+it is a gap too: a sensor's noise makes two real frames differ, so a copy means the driver or the
+decoder delivered nothing new (an MJPEG stream that changed resolution makes OpenCV repeat the
+last frame of the old size for good). After `frozen_frames` copies in a row the stream is reopened
+(`stats["frozen"]`). From a file or folder a copy is passed on: an encoder or a still image
+sequence repeats frames on purpose. A live source that stops delivering reconnects with
+exponential back-off (`stats["reconnects"]`); a source that cannot be opened at all raises
+`SourceError` with one line a CLI can print.
 """
 from __future__ import annotations
 
@@ -42,6 +50,14 @@ def _usable(image: np.ndarray | None) -> bool:
     return image is not None and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
 
 
+def same_image(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """True when both images exist and are bit-identical. A sparse grid is compared first: real
+    consecutive frames almost always differ there, so the full comparison runs only for copies."""
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a[::16, ::16], b[::16, ::16]) and np.array_equal(a, b))
+
+
 class Source(ABC):
     """Base of every source. Subclasses yield raw frames from `_frames()`; resampling and the
     stats that belong to it are handled here, so every kind behaves the same."""
@@ -54,7 +70,8 @@ class Source(ABC):
         self._closed = threading.Event()
         self._resampler = TimestampResampler(target_fps) if target_fps else None
         self._stats = {"frames_read": 0, "frames_out": 0, "dropped": 0, "repeated": 0,
-                       "reconnects": 0, "errors": 0}
+                       "reconnects": 0, "errors": 0, "gaps": 0, "duplicates": 0, "frozen": 0}
+        self._last_image: np.ndarray | None = None
 
     @property
     def target_fps(self) -> float | None:
@@ -62,8 +79,11 @@ class Source(ABC):
 
     @property
     def stats(self) -> dict[str, int]:
-        """frames_read (from the device/file), frames_out (after resampling), dropped (read but not
-        used at the target rate), repeated (ticks that reuse a frame), reconnects, errors."""
+        """frames_read (positions read from the device/file, gaps included), frames_out (after
+        resampling), dropped (read but not used at the target rate), repeated (ticks that reuse a
+        frame), reconnects, errors (unreadable frames), gaps (frames delivered without an image),
+        duplicates (frames bit-identical to the previous one), frozen (times a live source
+        delivered only copies for `frozen_frames` frames and was reopened)."""
         s = dict(self._stats)
         if self._resampler is not None:
             s["dropped"] = self._resampler.dropped
@@ -73,6 +93,20 @@ class Source(ABC):
     @abstractmethod
     def _frames(self) -> Iterator[Frame]:
         """Raw frames in source order, `index` = position in the source."""
+
+    def _gap(self, index: int, t_source: float, t_monotonic: float | None = None) -> Frame:
+        """A position whose frame is unusable: no image, so nobody mistakes another frame for it."""
+        self._stats["gaps"] += 1
+        return Frame(index=index, image=None, t_monotonic=time.monotonic() if t_monotonic is None
+                     else t_monotonic, t_wall=time.time(), t_source=t_source)
+
+    def _is_copy(self, image: np.ndarray) -> bool:
+        """Whether `image` repeats the previous image bit for bit (counted in stats["duplicates"])."""
+        copy = same_image(image, self._last_image)
+        self._last_image = image
+        if copy:
+            self._stats["duplicates"] += 1
+        return copy
 
     def __iter__(self) -> Iterator[Frame]:
         try:
@@ -164,24 +198,31 @@ class VideoFileSource(Source):
                     position += 1
                     continue
                 return
-            self._stats["errors"] += failures
-            failures = 0
             ok, image = cap.retrieve()
             pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
             t_file = pos_ms / 1000.0 if pos_ms is not None else np.nan
             if not np.isfinite(t_file) or t_file <= t_prev:
-                t_file = (t_prev + 1.0 / self.fps) if np.isfinite(t_prev) else 0.0
-            t_prev = t_file
+                t_file = (t_prev + (1 + failures) / self.fps) if np.isfinite(t_prev) else 0.0
             if t0_file is None:
                 t0_file = t_file
+            self._stats["errors"] += failures
+            if failures and np.isfinite(t_prev):
+                # The damaged packets were frames: gaps spread evenly between their neighbours.
+                for k in range(failures):
+                    t_gap = t_prev + (t_file - t_prev) * (k + 1) / (failures + 1)
+                    yield self._gap(position - failures + k, t_gap - t0_file)
+            failures = 0
+            t_prev = t_file
             t_source = t_file - t0_file
             index = position
             position += 1
-            if not ok or not _usable(image):
-                self._stats["errors"] += 1
-                continue
             if self.realtime and not self._pace(t0_mono, t_source):
                 return
+            if not ok or not _usable(image):
+                self._stats["errors"] += 1
+                yield self._gap(index, t_source)
+                continue
+            self._is_copy(image)
             yield Frame(index=index, image=image, t_monotonic=time.monotonic(), t_wall=time.time(),
                         t_source=t_source)
 
@@ -194,8 +235,7 @@ class VideoFileSource(Source):
 
 class ImageFolderSource(Source):
     """A folder of still images in natural order (`img_2` before `img_10`) at a stated `fps`
-    (folders carry no timestamps). Unreadable files are skipped and counted as errors; their
-    position is kept, so the hole is visible in `index` and `t_source`."""
+    (folders carry no timestamps). An unreadable file is a gap at its own position (an error)."""
 
     def __init__(self, path: str | Path, *, fps: float = 30.0, realtime: bool = False,
                  target_fps: float | None = None) -> None:
@@ -218,12 +258,14 @@ class ImageFolderSource(Source):
             if self._closed.is_set() or (self.realtime and not self._before_decode(t0_mono, index / self.fps)):
                 return
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if not _usable(image):
-                self._stats["errors"] += 1
-                continue
             t_source = index / self.fps
             if self.realtime and not self._pace(t0_mono, t_source):
                 return
+            if not _usable(image):
+                self._stats["errors"] += 1
+                yield self._gap(index, t_source)
+                continue
+            self._is_copy(image)
             yield Frame(index=index, image=image, t_monotonic=time.monotonic(), t_wall=time.time(),
                         t_source=t_source)
 
@@ -235,6 +277,8 @@ class LiveSource(Source):
     """A camera (int index) or a network stream (URL). Never ends on its own while it can
     reconnect: when reads fail it reopens with exponential back-off (`backoff_s` doubling up to
     `max_backoff_s`), and gives up only after `reconnect_timeout_s` without a frame (None: never).
+    A frame that repeats the previous one bit for bit is a gap; after `frozen_frames` of them in a
+    row the stream is reopened at once (a decoder stuck on an old format starts afresh).
     `t_source` is seconds since the first frame, measured on the monotonic clock."""
 
     is_live = True
@@ -242,8 +286,12 @@ class LiveSource(Source):
     def __init__(self, spec: int | str, *, target_fps: float | None = None,
                  open_timeout_s: float = 5.0, read_timeout_s: float = 5.0, backoff_s: float = 0.25,
                  max_backoff_s: float = 4.0, reconnect_timeout_s: float | None = None,
-                 width: int | None = None, height: int | None = None, camera_fps: float | None = None) -> None:
+                 width: int | None = None, height: int | None = None, camera_fps: float | None = None,
+                 frozen_frames: int = 15) -> None:
         super().__init__(target_fps=target_fps)
+        if frozen_frames < 1:
+            raise ValueError(f"frozen_frames must be >= 1, got {frozen_frames}")
+        self.frozen_frames = int(frozen_frames)
         self.spec = spec
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -251,10 +299,15 @@ class LiveSource(Source):
         self.max_backoff_s = max_backoff_s
         self.reconnect_timeout_s = reconnect_timeout_s
         self._request = (width, height, camera_fps)
+        started = time.monotonic()
         self._cap = self._open()
         if self._cap is None:
-            what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
-            raise SourceError(f"cannot open {what} (nothing answered within {open_timeout_s:g} s)")
+            waited = time.monotonic() - started
+            if isinstance(spec, int):
+                raise SourceError(f"cannot open camera {spec} (no such camera, or it is in use)")
+            why = (f"nothing answered within {open_timeout_s:g} s" if waited >= open_timeout_s - 0.1
+                   else f"refused or unreadable after {waited:.1f} s")
+            raise SourceError(f"cannot open stream {spec} ({why})")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else 30.0
 
@@ -295,24 +348,50 @@ class LiveSource(Source):
                 return True
         return False
 
+    def _reopen(self) -> bool:
+        """Open the stream again at once (a frozen decoder), with back-off only if that fails."""
+        if self._cap is not None:
+            self._cap.release()
+        self._cap = self._open()
+        if self._cap is not None:
+            self._stats["reconnects"] += 1
+            return True
+        return self._reconnect()
+
     def _frames(self) -> Iterator[Frame]:
         t0_mono: float | None = None
         index = 0
+        copies = 0          # consecutive frames that repeat the previous one
         while not self._closed.is_set():
             ok, image = self._cap.read() if self._cap is not None else (False, None)
             if not ok:
+                self._last_image, copies = None, 0
                 if not self._reconnect():
                     return
                 continue
             now = time.monotonic()
-            if not _usable(image):
+            usable = _usable(image)
+            if not usable:
                 self._stats["errors"] += 1
-                continue
             if t0_mono is None:
+                if not usable:
+                    continue
                 t0_mono = now
-            yield Frame(index=index, image=image, t_monotonic=now, t_wall=time.time(),
-                        t_source=now - t0_mono)
+            copy = usable and self._is_copy(image)
+            if usable and not copy:
+                copies = 0
+                yield Frame(index=index, image=image, t_monotonic=now, t_wall=time.time(),
+                            t_source=now - t0_mono)
+            else:
+                yield self._gap(index, now - t0_mono, now)
             index += 1
+            if copy:
+                copies += 1
+                if copies >= self.frozen_frames:
+                    self._stats["frozen"] += 1
+                    self._last_image, copies = None, 0
+                    if not self._reopen():
+                        return
 
     def _release(self) -> None:
         if self._cap is not None:

@@ -21,7 +21,9 @@ FRONTEND_STAGES = ("landmarks", "align", "flow", "roi")
 
 
 class FrameSupply(Protocol):
-    """Frames in order from a capture thread (mespot.stream.capture.CaptureThread)."""
+    """Frames in order from a capture thread (mespot.stream.capture.CaptureThread), gap frames
+    (`Frame.image` None) included. An optional `abandon()` stops waiting for a read blocked in the
+    source (LivePipeline.stop(wait_for_source=False) calls it when present)."""
 
     dropped: int
 
@@ -34,7 +36,10 @@ class FrameSupply(Protocol):
 
 
 class FeatureExtractor(Protocol):
-    """Frame -> (12, 2) ROI features, once per frame in order (mespot.stream.frontend.FrontEnd)."""
+    """Frame -> (12, 2) ROI features, once per frame in order (mespot.stream.frontend.FrontEnd).
+    A gap frame gives invalid features; an optional `bridge_gaps` attribute (0 when absent) says how
+    many gap frames in a row it may measure the motion across (`FrameFeatures.span`), and so how
+    many the pipeline holds back."""
 
     def process(self, frame: Frame) -> FrameFeatures: ...
 

@@ -47,6 +47,21 @@ class RuntimeUnavailable(RuntimeError):
     """The backend's library or device is not present on this machine (message says how to get it)."""
 
 
+class ModelError(ValueError):
+    """A model file, or the metadata beside or inside it, that cannot be used: one line naming the
+    file and the problem. A CLI catches it where it opens a model and raises mespot.errors.InputError
+    with the same text: one line, exit 2 (mespot/errors.py says why it is not an InputError)."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """`Type: first line of the message`, shortened: libraries' messages run to many lines."""
+    text = str(exc).strip().splitlines()
+    line = text[0].strip() if text else ""
+    if len(line) > limit:
+        line = line[:limit - 3] + "..."
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
 def as_feature_batch(features: np.ndarray) -> tuple[np.ndarray, bool]:
     """(T,12,2) or (B,T,12,2) -> contiguous float32 (B,T,12,2) and whether a batch axis was given."""
     x = np.asarray(features, dtype=np.float32)
@@ -92,6 +107,24 @@ class Runtime(ABC):
         for t in lengths or range(1, self.window + 1):
             self.infer(np.zeros((t, N_ROIS, 2), np.float32))
 
+    def check_right_context(self, where: str) -> None:
+        """Measure how far one input index reaches in the output and compare it with the metadata's
+        `right_context`: the online engine emits index j once j + right_context has arrived, so a
+        wrong value silently changes every probability near a run's end (ModelError if so).
+
+        One random window of `window` indices, then the same with its middle index changed: the
+        outputs that move are those within the receptive half-width of the middle (seen up to
+        window // 2, which covers any value the window admits, window >= 2 * right_context + 1)."""
+        length, middle = self.window, self.window // 2
+        x = np.random.default_rng(0).normal(0.0, 1.0, (length, N_ROIS, 2)).astype(np.float32)
+        base = self.infer(x)
+        x[middle] += 1.0
+        moved = np.flatnonzero(np.abs(self.infer(x) - base).max(axis=0) > 1e-6)
+        reach = int(np.abs(moved - middle).max()) if moved.size else -1
+        if reach != min(self.right_context, middle):
+            raise ModelError(f"{where}: right_context {self.right_context} disagrees with the model, "
+                             f"whose output reaches {reach} indices (within a {length}-index window)")
+
     def describe(self) -> dict[str, Any]:
         """One line of facts for logs and benchmarks."""
         return {"backend": self.name, "device": self.device, "input": self.metadata["input"]["layout"],
@@ -125,4 +158,6 @@ def open_runtime(model_path: str | Path, backend: str = "onnx", device: str = "c
 
     fmt = check_request(model_path, backend, device, options)
     cls = getattr(importlib.import_module(fmt.module), fmt.cls)
-    return cls.load(Path(model_path), device=device, **options)
+    runtime = cls.load(Path(model_path), device=device, **options)
+    runtime.check_right_context(str(model_path))
+    return runtime

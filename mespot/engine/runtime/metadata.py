@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from mespot import __version__
-from mespot.config import Config, config_from_dict
+from mespot.config import Config, ConfigError, config_from_dict
+from mespot.engine.runtime.base import ModelError
 
 METADATA_FORMAT = 1
 METADATA_KEY = "mespot.metadata"
@@ -62,13 +63,45 @@ def build_metadata(*, adjacency, input_mean, input_std, config: Config, fps: flo
 
 
 def check_metadata(meta: dict[str, Any], where: str) -> dict[str, Any]:
-    """Return `meta` if it has every required key in a format this version reads, else raise."""
+    """Return `meta` if it has every required key in a format this version reads and values that
+    fit together; else raise ModelError naming `where` (the file) and the problem."""
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where}: model metadata is a JSON {type(meta).__name__}, expected an object")
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
-        raise ValueError(f"{where}: model metadata lacks {', '.join(missing)} (not exported by spot-export?)")
+        raise ModelError(f"{where}: model metadata lacks {', '.join(missing)} (not exported by spot-export?)")
     if meta["format"] != METADATA_FORMAT:
-        raise ValueError(f"{where}: model metadata format {meta['format']}, this mespot reads {METADATA_FORMAT}")
+        raise ModelError(f"{where}: model metadata format {meta['format']}, this mespot reads {METADATA_FORMAT}")
+    _check_values(meta, where)
     return meta
+
+
+def _check_values(meta: dict[str, Any], where: str) -> None:
+    def whole(key: str, low: int) -> int:
+        value = meta[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ModelError(f"{where}: {key} must be a whole number >= {low}, got {value!r}")
+        return value
+
+    right_context = whole("right_context", 0)
+    window = whole("window", 1)
+    if window < 2 * right_context + 1:
+        raise ModelError(f"{where}: window {window} must be >= 2*right_context+1 = {2 * right_context + 1}")
+    fps = meta["fps"]
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
+        raise ModelError(f"{where}: fps must be a positive number, got {fps!r}")
+    if not isinstance(meta["config"], dict):
+        raise ModelError(f"{where}: config must be an object (a config's keys), got {meta['config']!r}")
+    try:
+        config = config_from_dict(meta["config"])
+    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{where}: config: {exc}") from None
+    if config.model_delay != right_context:
+        raise ModelError(f"{where}: config model_delay {config.model_delay} disagrees with right_context "
+                         f"{right_context}")
+    frontend = meta.get("frontend")
+    if frontend is not None and not isinstance(frontend, dict):
+        raise ModelError(f"{where}: frontend must be an object (a front-end description), got {frontend!r}")
 
 
 def metadata_config(meta: dict[str, Any]) -> Config:
@@ -98,4 +131,14 @@ def read_sidecar(model_path: str | Path) -> dict[str, Any]:
     path = sidecar_path(model_path)
     if not path.exists():
         raise FileNotFoundError(f"{model_path}: metadata sidecar {path} not found")
-    return check_metadata(json.loads(path.read_text()), str(path))
+    return check_metadata(parse_metadata(path.read_bytes(), str(path)), str(path))
+
+
+def parse_metadata(text: str | bytes, where: str) -> Any:
+    """JSON text of a metadata dict; ModelError naming `where` when it is not JSON."""
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise ModelError(f"{where}: model metadata is not text (expected JSON)") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{where}: model metadata is not valid JSON ({exc.msg} at line {exc.lineno})") from None

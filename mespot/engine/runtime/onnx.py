@@ -13,13 +13,13 @@ UNTESTED here: no GPU and no onnxruntime-gpu on our machines.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from mespot.engine.runtime.base import Runtime, RuntimeUnavailable
-from mespot.engine.runtime.metadata import INPUT_NAME, METADATA_KEY, check_metadata, read_sidecar
+from mespot.engine.runtime.base import ModelError, Runtime, RuntimeUnavailable, first_line
+from mespot.engine.runtime.metadata import (INPUT_NAME, METADATA_KEY, check_metadata, parse_metadata,
+                                            read_sidecar)
 from mespot.engine.runtime.precision import check_precision, precision_error, probe_features, report_precision
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -46,7 +46,7 @@ class OnnxRuntime(Runtime):
         self.precision_error = None
         inputs = [i.name for i in session.get_inputs()]
         if inputs != [INPUT_NAME]:
-            raise ValueError(f"ONNX model inputs {inputs}, expected [{INPUT_NAME!r}]")
+            raise ModelError(f"ONNX model inputs {inputs}, expected [{INPUT_NAME!r}]")
         self._output_names = [session.get_outputs()[0].name]
 
     @classmethod
@@ -57,7 +57,7 @@ class OnnxRuntime(Runtime):
         session = _session(ort, path, device, threads, precision)
         props = session.get_modelmeta().custom_metadata_map
         if METADATA_KEY in props:
-            meta = check_metadata(json.loads(props[METADATA_KEY]), str(path))
+            meta = check_metadata(parse_metadata(props[METADATA_KEY], str(path)), str(path))
         else:
             meta = read_sidecar(path)
         runtime = cls(session, meta, device, precision)
@@ -93,7 +93,10 @@ def _session(ort, path: Path, device: str, threads: int | None, precision: str):
         # A pool's workers otherwise spin between calls and take the cores from everything else in
         # the process: here torch's CPU pushes went from 0.4 to 116 ms (p50) after one pooled call.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:      # InvalidProtobuf, Fail, InvalidGraph, ...: ORT's own types
+        raise ModelError(f"{path}: not a model ONNX Runtime can load ({first_line(exc)})") from None
     if device == "cuda" and CUDA_PROVIDER not in session.get_providers():
         raise RuntimeUnavailable(f"ONNX Runtime could not start its CUDA provider (session providers: "
                                  f"{session.get_providers()}); check the CUDA and cuDNN libraries it needs")
