@@ -28,7 +28,8 @@ def test_tiny_run_writes_well_formed_json(tmp_path, capsys):
     plot = tmp_path / "trace.png"
     code = bench_main(["accuracy", "--identities", "astronaut", "--faces", "all", "--videos", "1",
                        "--minutes", "0.3", "--workers", "1", "--seed", "3", "--micro-per-min", "8",
-                       "--macro-per-min", "8", "--json", "--output", str(out), "--plot", str(plot)])
+                       "--macro-per-min", "8", "--variety", "wide", "--json", "--output", str(out),
+                       "--plot", str(plot)])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())

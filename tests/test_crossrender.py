@@ -77,3 +77,19 @@ def test_print_matrix_shows_every_model_renderer_and_combination():
     text = console.export_text()
     assert "renderer a" in text and "renderer b" in text and "m1" in text
     assert "micro 4+9" in text and "macro 12" in text and "micro 1+2" in text
+
+
+def test_cross_checks_judge_each_renderer_family_and_unseen_renderer():
+    from mespot.bench.accuracy import cross_checks
+
+    hit = _video("v", [Interval("micro", 10, 14, 18)], ["1+2"], renderer="a")
+    miss = _video("w", [Interval("micro", 10, 14, 18)], ["1+2"], renderer="b")
+    emitted = {"v": [Interval("micro", 10, 14, 18)], "w": []}
+    cross = {"model": {"a": score_cell([hit], emitted), "b": score_cell([miss], emitted)},
+             "without-b": {"a": score_cell([hit], emitted), "b": score_cell([miss], emitted)},
+             "other": {"b": score_cell([miss], emitted)}}
+    checks = {c["check"]: c["pass"] for c in cross_checks(cross)}
+    assert checks["a: overall F1 >= 0.85"] and not checks["b: overall F1 >= 0.85"]
+    assert checks["a: brows recall >= 0.5"] and not checks["b: brows recall >= 0.5"]
+    assert checks["trained without b: overall F1 on b >= 0.7"] is False
+    assert not any("other" in name for name in checks)
