@@ -8,8 +8,8 @@ fixed points on the face box's border: inside each triangle the displacement is 
 blend of its corners' moves, so skin moves with its mesh triangle (creases at triangle edges, no
 Gaussian tails), and the face box border stays still.
 
-Interface as mespot.synth.warp.FaceWarper (box, unit fields (2, h, w) whose largest displacement is
-1 px, blink and talk fields in pixels, `apply`), so mespot.synth.render draws with either.
+Interface as mespot.synth.warp.FaceWarper (a FaceBox with unit fields (2, h, w) whose largest
+displacement is 1 px, blink and talk fields in pixels), so mespot.synth.render draws with either.
 """
 from __future__ import annotations
 
@@ -20,27 +20,21 @@ from scipy.spatial import Delaunay
 from mespot.stream.landmarks import MESH_OF_IBUG
 from mespot.synth.facs import FaceFrame, vertex_displacements
 from mespot.synth.identities import Identity
-from mespot.synth.warp import REFERENCE_FACE_PX, face_box, remap_box
+from mespot.synth.warp import FaceBox
 
 BORDER_POINTS_PER_SIDE = 8
 BLINK_OVERSHOOT = 0.85    # a closing upper lid travels this far past the eye-corner line (in its height)
 
 
-class MeshWarper:
+class MeshWarper(FaceBox):
     """Per-identity precomputation: triangulation, the sparse pixel-from-vertex interpolation and
     the motion fields."""
 
     def __init__(self, identity: Identity) -> None:
-        self.identity = identity
+        super().__init__(identity)
         mesh = identity.mesh.astype(np.float64)
-        self.face_width = identity.face_width
-        self.px_scale = self.face_width / REFERENCE_FACE_PX
-        self.box = face_box(mesh, self.face_width, identity.size)
-        x0, y0, x1, y1 = self.box
-        gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        self.grid_x, self.grid_y = gx, gy
         self.frame = FaceFrame.of(mesh)
-        self._interp = _interpolation_matrix(mesh, self.box, gx, gy)
+        self._interp = _interpolation_matrix(mesh, self.box, self.grid_x, self.grid_y)
         self._au_cache: dict[tuple[int, ...], np.ndarray] = {}
         self.blink_field = self._field(self._blink_moves(mesh))
         self.talk_field = self.expression_field((25, 26))
@@ -74,10 +68,6 @@ class MeshWarper:
             moves[upper, 1] += inside[upper] * height[upper] * (1 + BLINK_OVERSHOOT)
             moves[~upper, 1] -= inside[~upper] * (-height[~upper]) * 0.25
         return self.frame.to_image_vectors(moves)
-
-    def apply(self, base: np.ndarray, displacement: np.ndarray, out: np.ndarray) -> None:
-        """Write `base` warped by `displacement` over the face box into `out` (as FaceWarper.apply)."""
-        remap_box(base, self.box, self.grid_x, self.grid_y, displacement, out)
 
 
 def _interpolation_matrix(mesh: np.ndarray, box: tuple[int, int, int, int], gx: np.ndarray,

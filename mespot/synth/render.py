@@ -19,7 +19,7 @@ import numpy as np
 from mespot.synth.identities import Identity
 from mespot.synth.timeline import Timeline
 from mespot.synth.meshwarp import MeshWarper
-from mespot.synth.warp import FaceWarper
+from mespot.synth.warp import FaceBox, FaceWarper
 
 # Two independently designed ways of moving a face (docs/synth.md): "gaussian" (the original:
 # Gaussian fields around hand-picked mesh points, mespot.synth.aus) and "piecewise" (piecewise-affine
@@ -28,7 +28,7 @@ RENDERERS = {"gaussian": FaceWarper, "piecewise": MeshWarper}
 FOCAL_FACE_WIDTHS = 3.0   # camera focal length for turns, in face widths (a face about 0.5 m away)
 
 
-def make_warper(renderer: str, identity: Identity) -> FaceWarper | MeshWarper:
+def make_warper(renderer: str, identity: Identity) -> FaceBox:
     """The warper of a renderer by name; the error lists the valid names."""
     if renderer not in RENDERERS:
         raise ValueError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
@@ -56,7 +56,7 @@ class FrameRenderer:
     """Renders frame t of `timeline` on `identity`; warp fields are built once per expression."""
 
     def __init__(self, identity: Identity, timeline: Timeline,
-                 warper: FaceWarper | MeshWarper | None = None) -> None:
+                 warper: FaceBox | None = None) -> None:
         if warper is not None and warper.identity is not identity:
             raise ValueError("warper was built for another identity")
         self.identity = identity
@@ -124,7 +124,7 @@ class FrameRenderer:
 
 
 def render_video(identity: Identity, timeline: Timeline, out_path: str | Path,
-                 warper: FaceWarper | MeshWarper | None = None,
+                 warper: FaceBox | None = None,
                  on_frame: Callable[[int], None] | None = None) -> Path:
     """Write the timeline rendered on the identity as an mp4 ('mp4v') at the timeline's fps.
 

@@ -20,18 +20,30 @@ BOX_MARGIN = 0.3          # face-box margin, fraction of the face width
 REFERENCE_FACE_PX = 224   # amplitudes in timelines are pixels on a face this wide
 
 
-class FaceWarper:
-    """Per-identity precomputation: face box, pixel grid, face frame and motion fields."""
+class FaceBox:
+    """An identity's face box and its pixel grid, where a renderer's warper moves the image."""
 
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
-        mesh = identity.mesh.astype(np.float64)
         self.face_width = identity.face_width
         self.px_scale = self.face_width / REFERENCE_FACE_PX
-        self.box = face_box(mesh, self.face_width, identity.size)
+        self.box = face_box(identity.mesh.astype(np.float64), self.face_width, identity.size)
         x0, y0, x1, y1 = self.box
         gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         self.grid_x, self.grid_y = gx, gy
+
+    def apply(self, base: np.ndarray, displacement: np.ndarray, out: np.ndarray) -> None:
+        """Write `base` warped by `displacement` (2, h, w) over the face box into `out` (same size as base;
+        `out` must already hold `base` outside the box)."""
+        remap_box(base, self.box, self.grid_x, self.grid_y, displacement, out)
+
+
+class FaceWarper(FaceBox):
+    """Per-identity precomputation of the Gaussian renderer: face frame and motion fields."""
+
+    def __init__(self, identity: Identity) -> None:
+        super().__init__(identity)
+        mesh = identity.mesh.astype(np.float64)
         # Face frame: +x from the subject's right eye to the left eye, +y towards the chin.
         right_eye = mesh[[33, 133]].mean(axis=0)
         left_eye = mesh[[263, 362]].mean(axis=0)
@@ -84,11 +96,6 @@ class FaceWarper:
         vectors = np.array([mesh[lo] - mesh[u] for u, lo in LID_PAIRS])
         sigmas = np.full(len(points), REACH["lid"] * self.face_width)
         return self._field(points, vectors, sigmas)
-
-    def apply(self, base: np.ndarray, displacement: np.ndarray, out: np.ndarray) -> None:
-        """Write `base` warped by `displacement` (2, h, w) over the face box into `out` (same size as base;
-        `out` must already hold `base` outside the box)."""
-        remap_box(base, self.box, self.grid_x, self.grid_y, displacement, out)
 
 
 def face_box(mesh: np.ndarray, face_width: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
