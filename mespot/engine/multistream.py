@@ -28,6 +28,7 @@ numpy only: a server using it imports no torch (with the ONNX runtime).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,7 @@ def _empty_rows() -> tuple[Rows, np.ndarray]:
     return Rows(np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 8), np.float32)), np.empty(0, np.int64)
 
 
-class StreamTable:
+class StreamTable(ABC):
     """The per-stream bookkeeping every many-stream engine shares: slots, runs, the checks and the
     order of a step. How features are kept and rows computed is the subclass's: `_new_state`,
     `_store`, `_emit_steps` and `_emit_ends` (array operations over the given streams)."""
@@ -72,21 +73,25 @@ class StreamTable:
         self._allocate(max(1, int(capacity)))
 
     # -- what a subclass provides ----------------------------------------------------------------------
+    @abstractmethod
     def _new_state(self, capacity: int) -> dict[str, np.ndarray]:
         """Its per-slot arrays (first axis: slot), zero-filled."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _store(self, s: np.ndarray, features: np.ndarray) -> None:
         """Keep feature number self._count[s] (before the count moves on) of each stream's run."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _emit_steps(self, s: np.ndarray, pos: np.ndarray) -> tuple[Rows, np.ndarray]:
         """While runs continue (count > delay): each stream's index `delay` before its newest."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _emit_ends(self, s: np.ndarray, pos: np.ndarray) -> tuple[Rows, np.ndarray]:
         """At a run's end (count > 0): its last min(count, delay) indices, with the offline zero padding."""
-        raise NotImplementedError
+        ...
 
     # -- streams ------------------------------------------------------------------------------------
     def _allocate(self, capacity: int) -> None:
