@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'wide': every nuisance over a wider range (amplitudes, asymmetric and held "
                         "profiles, head turns and nods up to 15 degrees, zoom, flicker, blur, JPEG "
                         "quality, blinks, talking) and each video's frame size (640x360, 640x480, "
-                        "1280x720) and face width (90-320 px) drawn; options given explicitly win "
-                        "(default standard)")
+                        "1280x720) and face width (90-320 px) drawn, so --size is not used; the "
+                        "rate, amplitude and JPEG options given explicitly win (default standard)")
     p.add_argument("--config", default="live", metavar="NAME|YAML",
                    help="config whose decoding limits planted intervals respect (default live)")
     p.add_argument("--force", action="store_true",

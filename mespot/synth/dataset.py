@@ -24,6 +24,7 @@ from mespot.synth.aus import AuSampler, au_label
 from mespot.synth.identities import Identity, list_identities
 from mespot.synth.render import RENDERERS, make_warper, render_video
 from mespot.synth.timeline import ANNOTATION_FRACTION, SynthParams, Timeline, plan_timeline
+from mespot.synth.warp import FaceBox
 
 GENERATOR_VERSION = "2"
 CSV_COLUMNS = ("subject", "video_name", "start_frame", "apex_frame", "end_frame", "type_idx", "au")
@@ -129,7 +130,7 @@ def generate_dataset(out_dir: str | Path, identities: list[Identity] | str = "as
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     n_frames = int(round(minutes * 60 * fps))
     plans = plan_videos(identities, n_videos, seed)
-    warpers: dict[str, object] = {}
+    warpers: dict[str, FaceBox] = {}
     rows: list[dict] = []
     videos = []
     with _progress(progress, n_frames * len(plans)) as advance:
