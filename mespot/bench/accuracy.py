@@ -17,9 +17,9 @@ after its apex at the latest, which bounds the delay after the true offset too.
 
 Renderers: every test video is rendered by each renderer of --renderers (the same timelines, so
 the renderers are compared on the same planted expressions), over the standard nuisance ranges or,
-with --variety wide, over the wide ones. --compare adds models that are scored on the same recorded features
-(mespot.bench.crossrender): with models trained without one renderer this gives the cross-renderer
-matrix; the non-learned motion spotter (mespot.eval.baseline) is a row beside them.
+with --variety wide, over the wide ones. --compare adds models scored on the same recorded
+features (mespot.bench.crossrender): with models trained without one renderer this gives the
+cross-renderer matrix; the non-learned motion spotter (mespot.eval.baseline) is a row beside them.
 
 Seeds: the default --seed 2026 is the test set; tuning used --seed 7 (validation), never 2026.
 """
