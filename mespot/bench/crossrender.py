@@ -7,8 +7,9 @@ here on those features with the picker's rule over whole valid runs, which equal
 output interval for interval (tests/test_peakpicker.py; the bench checks it again for the first
 model). Each model decodes with its own config (from its metadata), as spot-live would run it.
 
-AU families (the issue's regions; an expression counts in every family its AUs reach; eye and
-cheek AUs 5, 6, 7, 43 reach none of the model's 12 regions and count in none).
+AU families (brows, nose, upper lip, mouth corners, lower lip and chin): an expression counts in
+every family its AUs reach; eye and cheek AUs 5, 6, 7, 43 reach none of the model's 12 regions and
+count in none.
 """
 from __future__ import annotations
 
