@@ -19,11 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from helpers import free_tcp_endpoint
+from helpers import free_tcp_endpoint, write_video
 from mespot.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -73,11 +72,7 @@ def test_wheel_runs_spot_live_demo_and_spot_extract(installed, tmp_path):
     live = _run([installed / "spot-live", "--demo", "--no-ui", "--pub", free_tcp_endpoint()], cwd=tmp_path,
                 env=_env())
     assert "planted expressions found" in live.stdout and live.stderr == "", live.stderr
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (96, 64))
-    for i in range(10):
-        writer.write(np.full((64, 96, 3), 20 * i, np.uint8))
-    writer.release()
+    clip = write_video(tmp_path / "clip.avi", 10)
     out = tmp_path / "clip.npz"
     _run([installed / "spot-extract", clip, "-o", out, "--quiet"], cwd=tmp_path, env=_env())
     with np.load(out) as saved:        # the default config (live) came from the wheel: 30 fps rows
