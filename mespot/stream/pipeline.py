@@ -81,6 +81,10 @@ class PipelineObserver:
     def on_status(self, message: dict) -> None:
         pass
 
+    def on_flush(self, probs: tuple[tuple[int, np.ndarray], ...]) -> None:
+        """The rows the engine emitted at the end of the stream, which belong to no frame: with
+        every FrameRecord.probs, each valid index's row exactly once. Before its intervals."""
+
 
 @dataclass
 class RunSummary:
@@ -198,6 +202,8 @@ class LivePipeline:
                     continue
                 self._process(frame)
             rows = self.engine.flush()
+            for observer in self.observers:
+                observer.on_flush(tuple(rows))
             if self.score_period_s is not None:
                 self._add_scores(rows)
             self._publish_intervals(self._decide(rows, end_run=False) + self.picker.flush())
