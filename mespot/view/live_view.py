@@ -160,6 +160,11 @@ class LiveView(PipelineObserver):
                 self._rows.extend(record.probs)
             self._lock.notify()
 
+    def on_flush(self, probs) -> None:
+        with self._lock:
+            self._rows.extend(probs)
+            self._lock.notify()
+
     def on_interval(self, interval: Interval, message: dict) -> None:
         with self._lock:
             self._intervals.append(interval)
