@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "process (web: open the printed address), or saved to FILE.rrd")
     g.add_argument("--view-port", type=at_least(int, 1), default=DEFAULT_WEB_PORT, metavar="PORT",
                    help=f"HTTP port of --view web (default {DEFAULT_WEB_PORT}; the data goes on a free port)")
+    g.add_argument("--view-keep", action="store_true",
+                   help="with --view web, keep serving the view after the run until Ctrl-C (the page itself "
+                        "keeps what it received, but a page opened or reloaded later needs the server)")
     g.add_argument("--lsl", action="store_true",
                    help="publish each interval on a Lab Streaming Layer marker stream, as JSON stamped with its "
                         "onset's capture time on the LSL clock")
@@ -46,6 +48,8 @@ def check(args) -> None:
         from mespot.view.live_view import check_view_target
 
         check_view_target(args.view, args.view_port)
+    if args.view_keep and args.view != "web":
+        raise InputError("--view-keep needs --view web")
     if args.lsl_probs and not args.lsl:
         raise InputError("--lsl-probs needs --lsl")
     if args.lsl:
@@ -87,11 +91,11 @@ class LiveViews:
             err.print(self.lsl.describe())
             self.lsl.close()
 
+    keep: bool = False
+
     def linger(self, err) -> None:
-        """A served web view dies with the process: from a terminal, keep it up until Ctrl-C."""
-        if self.view is None or self.view.url is None or not self.view.url.startswith("http"):
-            return
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        """A served web view dies with the process: with --view-keep, keep it up until Ctrl-C."""
+        if not self.keep or self.view is None:
             return
         done = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -105,7 +109,7 @@ class LiveViews:
 
 def open_views(args, *, stream: str, config, frontend: dict, err) -> LiveViews:
     """Open what --view / --lsl ask for (after check()); prints where to look."""
-    out = LiveViews()
+    out = LiveViews(keep=args.view_keep)
     if args.view is not None:
         from mespot.view.live_view import open_live_view
 

@@ -11,7 +11,8 @@ intervals are small and are not dropped unless MAX_PENDING_ROWS pile up (`droppe
 What is logged (entity paths; docs/view.md shows them):
   face/image          the frame, downscaled to `image_width` px wide, JPEG
   face/mesh           the 468 face-mesh points
-  face/roi            the 12 ROI patches as boxes (the patch's size in image pixels), labelled
+  face/roi            the 12 ROI patches as boxes (the patch's size in image pixels; unlabelled, so
+                      as not to cover the face: ROI_NAMES gives their order)
   face/flow           each ROI's mean motion (its feature) as an arrow, FLOW_GAIN times longer
   curves/<kind>/<col> every probability column (start, end, none, apex) of each kind
   curves/<kind>/apex_threshold   the apex threshold the picker uses
@@ -45,7 +46,8 @@ FLOW_GAIN = 10.0                    # arrows are this many times the ROI motion 
 CURVE_WINDOW = 300                  # frames shown by the curve views (10 s at 30 fps), following the cursor
 DEFAULT_WEB_PORT = 9090
 KIND_COLOURS = {"micro": (230, 120, 30), "macro": (40, 120, 220)}
-COLUMN_COLOURS = {"start": (60, 170, 60), "end": (200, 60, 60), "none": (150, 150, 150), "apex": (20, 20, 20)}
+# On rerun's dark background: apex white, none a dim grey.
+COLUMN_COLOURS = {"start": (60, 200, 60), "end": (230, 60, 60), "none": (110, 110, 110), "apex": (245, 245, 245)}
 # The 12 ROIs in graph-node order (mespot.stream.landmarks.ROI_IBUG); left and right as in the image.
 ROI_NAMES = ("brow L outer", "brow L mid", "brow L inner", "brow R inner", "brow R mid", "brow R outer",
              "nose bridge", "nose tip", "mouth L", "lip top", "mouth R", "lip bottom")
@@ -273,7 +275,7 @@ class LiveView(PipelineObserver):
             centres = v.roi_centres.astype(np.float64) * scale
             half = np.full((len(centres), 2), (self._roi_radius + 0.5) * px_per_crop * scale)
             rec.log("face/mesh", rr.Points2D(v.mesh.astype(np.float64) * scale, radii=0.8, colors=[(0, 220, 255)]))
-            rec.log("face/roi", rr.Boxes2D(centers=centres, half_sizes=half, labels=list(ROI_NAMES),
+            rec.log("face/roi", rr.Boxes2D(centers=centres, half_sizes=half,
                                            colors=[(255, 200, 0)] if v.valid else [(160, 160, 160)]))
             vectors = flow_arrows(v.features, px_per_crop * scale, roll) if v.valid else np.zeros((len(centres), 2))
             rec.log("face/flow", rr.Arrows2D(origins=centres, vectors=vectors, colors=[(255, 60, 60)], radii=0.8))
