@@ -72,13 +72,15 @@ def test_the_view_logs_curves_thresholds_intervals_and_the_face(tmp_path):
     recording = rr.dataframe.load_recording(path)
     entities = {c.entity_path for c in recording.schema().component_columns()}
     assert {"/face/image", "/face/mesh", "/face/roi", "/face/flow", "/intervals",
-            "/curves/micro/apex", "/curves/macro/none", "/curves/micro/apex_threshold"} <= entities
-    table = _table(path, "/curves/macro/start")
-    got = dict(zip(table["frame"], (v[0] for v in table["/curves/macro/start:Scalar"])))
-    assert got == pytest.approx({i: float(rows[i, 4]) for i in range(30)})     # column 4: macro_start
+            "/curves/micro", "/curves/macro", "/curves/micro/interval"} <= entities
+    table = _table(path, "/curves/macro")
+    got = {f: v for f, v in zip(table["frame"], table["/curves/macro:Scalar"]) if v is not None}
+    # macro start, end, none, apex (columns 4-7) and the macro apex threshold, at every frame
+    assert sorted(got) == list(range(30))
+    assert np.array([got[i] for i in range(30)]) == pytest.approx(
+        np.column_stack([rows[:, 4:8], np.full(30, config.macro.apex_threshold)]))
     span = _column(path, "/curves/micro/interval")
     assert span == {9: 0.0, 10: 1.0, 18: 0.0}                # 0 just outside 10..17, 1 over it
-    assert set(_column(path, "/curves/micro/apex_threshold").values()) == {config.micro.apex_threshold}
 
 
 def test_a_stalled_view_drops_its_oldest_frames_and_never_blocks_the_loop(tmp_path):
@@ -93,8 +95,9 @@ def test_a_stalled_view_drops_its_oldest_frames_and_never_blocks_the_loop(tmp_pa
     view.start()
     view.close()
     assert view.frames_logged == 4 and view.dropped_rows == 0
-    apex = _column(tmp_path / "run.rrd", "/curves/micro/apex")
-    assert len(apex) == 100          # the curves lost nothing: only pictures are dropped
+    table = _table(tmp_path / "run.rrd", "/curves/micro")
+    logged = [f for f, v in zip(table["frame"], table["/curves/micro:Scalar"]) if v is not None]
+    assert logged == list(range(100))          # the curves lost nothing: only pictures are dropped
 
 
 def test_frames_without_a_face_clear_the_overlays(tmp_path):

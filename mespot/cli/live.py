@@ -208,6 +208,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
         runtime.warm_up()
     pipeline = live.pipeline
     views = liveviews.open_views(args, stream=stream, config=config, frontend=live.frontend.config(), err=err)
+    stack.callback(views.shutdown)
     pipeline.observers += views.observers
     if args.wait_subscriber > 0:
         with err.status(f"waiting up to {args.wait_subscriber:g} s for a subscriber on {args.pub}..."):

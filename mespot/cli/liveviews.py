@@ -93,6 +93,11 @@ class LiveViews:
 
     keep: bool = False
 
+    def shutdown(self) -> None:
+        """Stop the web view's server, last (after the summary and linger)."""
+        if self.view is not None:
+            self.view.shutdown()
+
     def linger(self, err) -> None:
         """A served web view dies with the process: with --view-keep, keep it up until Ctrl-C."""
         if not self.keep or self.view is None:

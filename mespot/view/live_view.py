@@ -14,18 +14,25 @@ What is logged (entity paths; docs/view.md shows them):
   face/roi            the 12 ROI patches as boxes (the patch's size in image pixels; unlabelled, so
                       as not to cover the face: ROI_NAMES gives their order)
   face/flow           each ROI's mean motion (its feature) as an arrow, FLOW_GAIN times longer
-  curves/<kind>/<col> every probability column (start, end, none, apex) of each kind
-  curves/<kind>/apex_threshold   the apex threshold the picker uses
+  curves/<kind>       five series: every probability column of the kind (start, end, none, apex)
+                      and the apex threshold the picker uses (one entity, one call per batch)
   curves/<kind>/interval         1 over each published interval of the kind, 0 elsewhere (a span)
   intervals           one text line per published interval, at its apex
-Sinks: a native viewer window (`spawn`), rerun's web viewer served by this process (`web`), or a
-.rrd file (`save`).
+Sinks: a native viewer window (`spawn`), rerun's web viewer (`web`), or a .rrd file (`save`).
+
+`web` runs the `rerun` program that the rerun-sdk wheel carries (viewer, web viewer and gRPC server
+built in: nothing is fetched at run time) as a child process on 127.0.0.1, and the recording
+connects to it. Not rerun-sdk's in-process server (`serve_web`): in 0.23.1 that one keeps a core
+busy even with nothing to send (measured: 96 % of a core idle, against ~0 % for the program), which
+on a small machine takes the loop's CPU (docs/view.md).
 """
 from __future__ import annotations
 
 import math
 import socket
+import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +54,8 @@ CURVE_WINDOW = 300                  # frames shown by the curve views (10 s at 3
 DEFAULT_WEB_PORT = 9090
 KIND_COLOURS = {"micro": (230, 120, 30), "macro": (40, 120, 220)}
 # On rerun's dark background: apex white, none a dim grey.
+SERIES = ("start", "end", "none", "apex")      # kind_columns order; the apex threshold follows
+THRESHOLD_COLOUR = (150, 150, 150)
 COLUMN_COLOURS = {"start": (60, 200, 60), "end": (230, 60, 60), "none": (110, 110, 110), "apex": (245, 245, 245)}
 # The 12 ROIs in graph-node order (mespot.stream.landmarks.ROI_IBUG); left and right as in the image.
 ROI_NAMES = ("brow L outer", "brow L mid", "brow L inner", "brow R inner", "brow R mid", "brow R outer",
@@ -124,7 +133,7 @@ class LiveView(PipelineObserver):
 
     def __init__(self, recording, *, config: Config, frontend: dict, image_width: int = 320,
                  jpeg_quality: int = 80, queue_frames: int = QUEUE_FRAMES, url: str | None = None,
-                 to_file: bool = False) -> None:
+                 to_file: bool = False, server: subprocess.Popen | None = None) -> None:
         if queue_frames < 1 or image_width < 16:
             raise ValueError(f"queue_frames {queue_frames} must be >= 1 and image_width {image_width} >= 16")
         self.rr = require("rerun", "view", "--view")
@@ -135,6 +144,7 @@ class LiveView(PipelineObserver):
         self.jpeg_quality = jpeg_quality
         self.url = url
         self._to_file = to_file
+        self._server = server
         self.dropped_frames = 0          # view frames dropped because the view thread fell behind
         self.dropped_rows = 0
         self.frames_logged = 0
@@ -191,6 +201,17 @@ class LiveView(PipelineObserver):
         if self._error is not None:
             raise RuntimeError(f"the view thread failed: {type(self._error).__name__}: {self._error}") from self._error
 
+    def shutdown(self) -> None:
+        """Stop the web view's server (after close(); a browser keeps what it received)."""
+        if self._server is not None and self._server.poll() is None:
+            self.recording.disconnect()          # first, so the client does not report a lost server
+            self._server.terminate()
+            try:
+                self._server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+
     def describe(self) -> str:
         return (f"view: {self.frames_logged} frames shown, {self.dropped_frames} dropped because the view fell "
                 f"behind" + (f", {self.dropped_rows} probability rows dropped" if self.dropped_rows else ""))
@@ -219,13 +240,11 @@ class LiveView(PipelineObserver):
     def _log_static(self) -> None:
         rr, rec = self.rr, self.recording
         for kind in KINDS:
-            for name in ("start", "end", "none", "apex"):
-                rec.log(f"curves/{kind}/{name}", rr.SeriesLines(colors=[COLUMN_COLOURS[name]], names=[f"{kind} {name}"],
-                                                                 widths=[1.5]), static=True)
-            rec.log(f"curves/{kind}/apex_threshold",
-                    rr.SeriesLines(colors=[(120, 120, 120)], names=[f"apex threshold "
-                                                                     f"{self.config.decoding(kind).apex_threshold:g}"],
-                                   widths=[1.0]), static=True)
+            threshold = self.config.decoding(kind).apex_threshold
+            rec.log(f"curves/{kind}", rr.SeriesLines(
+                colors=[COLUMN_COLOURS[n] for n in SERIES] + [THRESHOLD_COLOUR],
+                names=[f"{kind} {n}" for n in SERIES] + [f"apex threshold {threshold:g}"],
+                widths=[1.5] * len(SERIES) + [1.0]), static=True)
             rec.log(f"curves/{kind}/interval", rr.SeriesLines(colors=[KIND_COLOURS[kind]], names=[f"{kind} interval"],
                                                                widths=[3.0]), static=True)
 
@@ -235,10 +254,10 @@ class LiveView(PipelineObserver):
         table = np.stack([r for _, r in rows]).astype(np.float64)
         time = [rr.TimeColumn("frame", sequence=index)]
         for kind in KINDS:
-            for name, col in zip(("start", "end", "none", "apex"), kind_columns(kind)):
-                rec.send_columns(f"curves/{kind}/{name}", indexes=time, columns=rr.Scalars.columns(scalars=table[:, col]))
-            threshold = np.full(len(index), self.config.decoding(kind).apex_threshold)
-            rec.send_columns(f"curves/{kind}/apex_threshold", indexes=time, columns=rr.Scalars.columns(scalars=threshold))
+            series = np.empty((len(index), len(SERIES) + 1))
+            series[:, :len(SERIES)] = table[:, list(kind_columns(kind))]
+            series[:, len(SERIES)] = self.config.decoding(kind).apex_threshold
+            rec.send_columns(f"curves/{kind}", indexes=time, columns=rr.Scalars.columns(scalars=series))
 
     def _log_interval(self, interval: Interval) -> None:
         """A span: 0 just outside the interval, 1 over it, on the kind's interval series; and a line."""
@@ -308,19 +327,50 @@ def open_live_view(target: str, *, stream: str, config: Config, frontend: dict,
     rr = require("rerun", "view", "--view")
     rec = rr.RecordingStream("mespot", recording_id=f"spot-live {stream}")
     blueprint = _blueprint(rr)
-    url = None
+    url, server = None, None
     if target == "native":
         rec.spawn(default_blueprint=blueprint)
     elif target == "web":
         grpc_port = free_port()
-        rec.serve_web(open_browser=False, web_port=web_port, grpc_port=grpc_port, default_blueprint=blueprint,
-                      server_memory_limit="1GB")
+        server = start_web_server(web_port, grpc_port)
+        rec.connect_grpc(f"rerun+http://127.0.0.1:{grpc_port}/proxy", default_blueprint=blueprint)
         url = f"http://localhost:{web_port}/?url=rerun%2Bhttp://localhost:{grpc_port}/proxy"
     else:
         rec.save(target, default_blueprint=blueprint)
         url = str(target)
     return LiveView(rec, config=config, frontend=frontend, image_width=image_width, queue_frames=queue_frames,
-                    url=url, to_file=target not in MODES)
+                    url=url, to_file=target not in MODES, server=server)
+
+
+def rerun_program() -> str:
+    """The `rerun` executable inside the installed rerun-sdk wheel."""
+    import rerun_cli
+
+    from mespot.view import MissingExtra
+
+    path = Path(rerun_cli.__file__).parent / "rerun"
+    if not path.is_file():
+        raise MissingExtra(f"rerun-sdk is installed without its viewer program ({path}); reinstall 'mespot[view]'")
+    return str(path)
+
+
+def start_web_server(web_port: int, grpc_port: int, timeout_s: float = 30.0) -> subprocess.Popen:
+    """`rerun --serve-web` on 127.0.0.1 (web viewer on web_port, gRPC on grpc_port), ready to connect."""
+    server = subprocess.Popen([rerun_program(), "--serve-web", "--bind", "127.0.0.1", "--port", str(grpc_port),
+                               "--web-viewer-port", str(web_port), "--server-memory-limit", "1GB"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"rerun --serve-web exited with status {server.returncode} (ports {web_port}, {grpc_port})")
+        try:
+            with socket.create_connection(("127.0.0.1", grpc_port), timeout=0.5), \
+                    socket.create_connection(("127.0.0.1", web_port), timeout=0.5):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"rerun --serve-web did not listen on ports {web_port}, {grpc_port} within {timeout_s:g} s")
 
 
 __all__ = ["LiveView", "open_live_view", "check_view_target", "MODES", "FLOW_GAIN", "PROB_COLUMNS"]
