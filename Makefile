@@ -1,8 +1,12 @@
 # Two entry points: `make demo` (install + the main job) and `make test` (install + every test).
+# `make test` also installs the optional extras (view: rerun-sdk, matplotlib; lsl: pylsl), so their
+# tests run; `make demo` stays without them. The browser test needs Chromium (apt-get install
+# chromium) and skips, saying so, without it.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXTRAS_STAMP := $(VENV)/.installed-extras
 
 .PHONY: demo test install clean
 
@@ -12,12 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,view,lsl]'
+	touch $(EXTRAS_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/spot-live --demo
 
-test: $(STAMP)
+test: $(EXTRAS_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
