@@ -29,8 +29,10 @@ on a small machine takes the loop's CPU (docs/view.md).
 from __future__ import annotations
 
 import math
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -98,6 +100,10 @@ def check_view_target(target: str, web_port: int = DEFAULT_WEB_PORT) -> None:
             raise InputError(f"--view-port {web_port} is not in 1-65535")
         if not port_free(web_port):
             raise InputError(f"cannot serve the view on port {web_port}: address already in use (--view-port)")
+    elif target == "native":
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise InputError("--view native needs a display for rerun's viewer window ($DISPLAY is not set); "
+                             "on a headless machine use --view web")
     elif target not in MODES:
         path = Path(target)
         if path.suffix != ".rrd":
@@ -324,15 +330,26 @@ def open_live_view(target: str, *, stream: str, config: Config, frontend: dict,
                    queue_frames: int = QUEUE_FRAMES) -> LiveView:
     """A LiveView with its sink: 'native' (spawn rerun's viewer window), 'web' (serve rerun's web
     viewer from this process on `web_port`, the data on a free gRPC port), or a path FILE.rrd."""
+    from mespot.errors import InputError
+
     rr = require("rerun", "view", "--view")
     rec = rr.RecordingStream("mespot", recording_id=f"spot-live {stream}")
     blueprint = _blueprint(rr)
     url, server = None, None
-    if target == "native":
-        rec.spawn(default_blueprint=blueprint)
+    grpc_port = free_port()
+    if target == "native":          # the viewer window outlives the run: the user closes it
+        try:
+            start_rerun(["--port", str(grpc_port), "--expect-data-soon"], [grpc_port])
+        except RuntimeError as exc:
+            raise InputError(f"--view: cannot start rerun's viewer window ({exc}); try --view web") from None
+        rec.connect_grpc(f"rerun+http://127.0.0.1:{grpc_port}/proxy", default_blueprint=blueprint)
     elif target == "web":
-        grpc_port = free_port()
-        server = start_web_server(web_port, grpc_port)
+        try:
+            server = start_rerun(["--serve-web", "--bind", "127.0.0.1", "--port", str(grpc_port),
+                                  "--web-viewer-port", str(web_port), "--server-memory-limit", "1GB"],
+                                 [grpc_port, web_port])
+        except RuntimeError as exc:
+            raise InputError(f"--view web: {exc}") from None
         rec.connect_grpc(f"rerun+http://127.0.0.1:{grpc_port}/proxy", default_blueprint=blueprint)
         url = f"http://localhost:{web_port}/?url=rerun%2Bhttp://localhost:{grpc_port}/proxy"
     else:
@@ -354,23 +371,20 @@ def rerun_program() -> str:
     return str(path)
 
 
-def start_web_server(web_port: int, grpc_port: int, timeout_s: float = 30.0) -> subprocess.Popen:
-    """`rerun --serve-web` on 127.0.0.1 (web viewer on web_port, gRPC on grpc_port), ready to connect."""
-    server = subprocess.Popen([rerun_program(), "--serve-web", "--bind", "127.0.0.1", "--port", str(grpc_port),
-                               "--web-viewer-port", str(web_port), "--server-memory-limit", "1GB"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_rerun(arguments: list[str], ports: list[int], timeout_s: float = 30.0) -> subprocess.Popen:
+    """The wheel's `rerun` program with `arguments`, once it listens on every port in `ports`
+    (127.0.0.1); RuntimeError when it exits or does not listen in time."""
+    program = subprocess.Popen([rerun_program(), *arguments], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"rerun --serve-web exited with status {server.returncode} (ports {web_port}, {grpc_port})")
+        if program.poll() is not None:
+            raise RuntimeError(f"rerun {' '.join(arguments)} exited with status {program.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", grpc_port), timeout=0.5), \
-                    socket.create_connection(("127.0.0.1", web_port), timeout=0.5):
-                return server
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return program
         except OSError:
             time.sleep(0.1)
-    server.kill()
-    raise RuntimeError(f"rerun --serve-web did not listen on ports {web_port}, {grpc_port} within {timeout_s:g} s")
-
-
-__all__ = ["LiveView", "open_live_view", "check_view_target", "MODES", "FLOW_GAIN", "PROB_COLUMNS"]
+    program.kill()
+    raise RuntimeError(f"rerun did not listen on port(s) {', '.join(map(str, ports))} within {timeout_s:g} s")
