@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("views and lab outlets (optional extras: mespot[view], mespot[lsl]; docs/view.md)")
     g.add_argument("--view", nargs="?", const="native", metavar="native|web|FILE.rrd",
                    help="show the face, its 12 regions and their motion, the probability curves and each interval "
-                        "in rerun: a viewer window (native, the default), rerun's web viewer served by this "
-                        "process (web: open the printed address), or saved to FILE.rrd")
+                        "in rerun: a viewer window (native, the default), rerun's web viewer on 127.0.0.1 "
+                        "(web: open the printed address), or saved to FILE.rrd")
     g.add_argument("--view-port", type=at_least(int, 1), default=DEFAULT_WEB_PORT, metavar="PORT",
                    help=f"HTTP port of --view web (default {DEFAULT_WEB_PORT}; the data goes on a free port)")
     g.add_argument("--view-keep", action="store_true",
