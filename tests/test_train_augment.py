@@ -122,7 +122,7 @@ def test_blink_track_closes_then_opens_and_returns_the_lid():
         closing = np.flatnonzero(track > 0)
         opening = np.flatnonzero(track < 0)
         assert closing.size and opening.size and closing.max() < opening.min()
-        assert 3 <= len(track) <= 12                       # 0.1-0.4 s at 30 fps
+        assert 4 <= len(track) <= 15                       # 0.15-0.47 s at 30 fps
         assert track.max() <= 1.0 + 1e-9
 
 
@@ -133,7 +133,9 @@ def test_blinks_move_only_brows_and_nose_root_inside_the_run():
     blinked = augment_windows(x, np.random.default_rng(4), scale=(1.0, 1.0), noise=0.0,
                               blink_rate=0.4, blink_px=(0.1, 0.3))
     added = blinked - plain
-    assert not added[:, :, 7:].any()                       # the mouth ROIs never move
+    # the mouth ROIs move only by the head-motion leak, the same vector for all five
+    np.testing.assert_allclose(added[:, :, 7:], added[:, :, 7:8].repeat(5, axis=2), atol=1e-7)
+    assert np.abs(added[:, :, 7]).max() < np.abs(added[:, :, :7]).max()
     assert not added[:, :20].any() and not added[:, 250:].any()
     moved = np.abs(added[:, :, :7]).max(axis=(1, 2, 3))
     assert (moved > 0).mean() > 0.8                        # about 3.6 blinks a window at this rate
