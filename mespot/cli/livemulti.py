@@ -9,13 +9,14 @@ single-stream spot-live, unchanged.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 
 from mespot.cli.args import at_least
 from mespot.errors import InputError
 
-RAY_ADDRESS_HINT = "ray, ray://HOST:PORT, or auto (the RAY_ADDRESS cluster)"
+RAY_ADDRESS_HINT = "ray (this machine, or RAY_ADDRESS) or ray://HOST:PORT"
 
 
 class AddInput(argparse.Action):
@@ -34,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser, group) -> None:
                        help="several streams from a YAML file: a list of {id, source|camera, realtime, "
                             "image_fps} (docs/scaling.md); ids name the streams in every message")
     cluster = parser.add_argument_group("several streams")
-    cluster.add_argument("--cluster", metavar="ray|ray://HOST:PORT|auto",
+    cluster.add_argument("--cluster", metavar="ray|ray://HOST:PORT",
                          help="run each stream as a Ray actor that restarts when it dies (needs "
-                              "pip install 'mespot[ray]'): `ray` starts Ray on this machine, ray://HOST:PORT "
-                              "or `auto` (RAY_ADDRESS) joins a cluster. Default: a process per stream here")
+                              "pip install 'mespot[ray]'): `ray` starts Ray on this machine (or joins the "
+                              "cluster in RAY_ADDRESS when set), ray://HOST:PORT joins a cluster. "
+                              "Default: a process per stream here")
     cluster.add_argument("--actor-cpus", type=at_least(float, 0.0, strict=True), default=0.25, metavar="N",
                          help="CPUs Ray reserves for each stream's actor (default 0.25: 8 streams on 2 cores)")
     cluster.add_argument("--max-restarts", type=at_least(int, 0), default=3, metavar="N",
@@ -91,7 +93,7 @@ def _backend(args, specs, job):
 def _bus_in(args) -> str:
     if args.bus_in:
         return args.bus_in
-    joining = args.cluster not in (None, "ray")
+    joining = args.cluster is not None and (args.cluster != "ray" or bool(os.environ.get("RAY_ADDRESS")))
     return "tcp://0.0.0.0:*" if joining else "tcp://127.0.0.1:*"
 
 
@@ -104,7 +106,7 @@ def run(args, show_ui: bool) -> int:
     from mespot.stream.sinks import JsonlRecorder, PublishError
 
     err, out = Console(stderr=True), Console(soft_wrap=True)
-    if args.cluster is not None and args.cluster not in ("ray", "auto") and not args.cluster.startswith("ray://"):
+    if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
         raise InputError(f"--cluster {args.cluster}: expected {RAY_ADDRESS_HINT}")
     specs = _specs(args)
     model = _model_path(args)

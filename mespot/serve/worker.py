@@ -13,6 +13,7 @@ record progress and to refuse an interval that was already published before a cr
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -90,11 +91,78 @@ class LastFrame(PipelineObserver):
         self.index = record.index
 
 
+class ResumeGuard(Sink):
+    """Wraps a stream's publisher for a supervisor that restarts it (mespot.serve.cluster).
+
+    Before an interval leaves, `report_interval(kind, apex)` is called (synchronously: a crash
+    after it and before the send loses that one interval, never duplicates it); an interval whose
+    apex is not after the last one reported for its kind (`last_apex`, carried over from the runs
+    before a restart) is refused and counted in `suppressed`: intervals of one kind are published
+    in apex order, so such an interval was already published by an earlier run. With each `score`
+    and `status` the newest processed frame goes to `report_progress(index)`, the resume point
+    of a restart.
+    """
+
+    def __init__(self, publisher: Sink, *, report_interval: Callable[[str, int], None],
+                 report_progress: Callable[[int], None], last_apex: dict[str, int] | None = None,
+                 last_frame: LastFrame | None = None) -> None:
+        self.publisher = publisher
+        self.report_interval, self.report_progress = report_interval, report_progress
+        self.last_apex = dict(last_apex or {})
+        self.last_frame = last_frame
+        self.suppressed = 0
+
+    @property
+    def dropped(self) -> int:                      # type: ignore[override]
+        return self.publisher.dropped
+
+    def write(self, topic: str, payload: bytes) -> None:
+        self.write_routed(topic.encode(), topic, payload)
+
+    def write_routed(self, key: bytes, topic: str, payload: bytes) -> None:
+        if topic == "interval":
+            message = json.loads(payload)
+            kind, apex = message["kind"], int(message["apex_frame"])
+            if apex <= self.last_apex.get(kind, -1):
+                self.suppressed += 1
+                return
+            self.report_interval(kind, apex)
+            self.last_apex[kind] = apex
+        elif self.last_frame is not None and self.last_frame.index is not None:
+            self.report_progress(self.last_frame.index)
+        self.publisher.write_routed(key, topic, payload)
+
+    def flush(self) -> None:
+        self.publisher.flush()
+
+    def poll(self) -> None:
+        self.publisher.poll()
+
+    def close(self) -> None:
+        self.publisher.close()
+
+    def on_error(self, error: BaseException) -> None:
+        self.publisher.on_error(error)
+
+    def on_end(self) -> None:
+        self.publisher.on_end()
+
+
 @dataclass
 class RunnerState:
     state: str = "starting"                   # starting | running | ended | error
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+
+
+def paced(spec: StreamSpec, job: Job) -> bool:
+    """Whether the stream runs on the clock (a camera, a URL, or a file played in real time): then
+    a restart resumes where the clock is, not after the last frame processed."""
+    from mespot.stream.sources import URL_SCHEMES
+
+    source = spec.source
+    live = isinstance(source, int) or source.strip().isdigit() or source.lower().startswith(URL_SCHEMES)
+    return live or bool(spec.options.get("realtime", job.realtime))
 
 
 def _open_source(spec: StreamSpec, job: Job, fps: float, start_index: int) -> Source:
@@ -118,11 +186,11 @@ class StreamRunner:
     """Build one stream (raises StreamStartError with one line), then `start()` it on a thread.
 
     run: restart count (0 first); start_index: first frame number (a restart's resume point);
-    guard: a function publisher -> Sink that wraps it (default: the publisher itself).
+    guard: a function (publisher, LastFrame) -> Sink that wraps the publisher (default: none).
     """
 
     def __init__(self, spec: StreamSpec, job: Job, *, run: int = 0, start_index: int = 0,
-                 guard: Callable[[ZmqPublisher], Sink] | None = None, observers=()) -> None:
+                 guard: Callable[[ZmqPublisher, LastFrame], Sink] | None = None, observers=()) -> None:
         from mespot.config import ConfigError, load_config
         from mespot.engine.runtime import RuntimeUnavailable, open_runtime
         from mespot.models import ModelNotFound
@@ -152,7 +220,8 @@ class StreamRunner:
         except PublishError as exc:
             self.source.close()
             raise StreamStartError(f"{where}: {exc}") from None
-        sink = guard(self.publisher) if guard is not None else self.publisher
+        sink = guard(self.publisher, self.last) if guard is not None else self.publisher
+        self.sink = sink
         extra = {"run_streams": list(job.run_streams or (spec.id,)), "restarts": self.run_number}
         try:
             self.live = build_pipeline(self.source, self.runtime, config=config, sinks=[sink], stream=spec.id,
