@@ -327,3 +327,21 @@ def test_a_stream_that_cannot_open_stops_all_with_its_name(model_path, clips, tm
                "--no-ui", "--pub", free_tcp_endpoint()])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("spot-live: stream missing: cannot open source"), err
+
+
+def test_without_ray_cluster_is_one_line_naming_the_extra(monkeypatch, model_path, clips, tmp_path, capsys):
+    """Ray is never needed unless asked for: with its import blocked, --cluster says how to get it
+    (exit 2) and nothing else imports it (the runs above did not need it either)."""
+    monkeypatch.setitem(sys.modules, "ray", None)          # `import ray` now raises ImportError
+    from mespot.cli.extract import main as extract_main
+    from mespot.cli.live import main as live_main
+
+    rc = live_main(["--source", str(clips[0]), "--cluster", "ray", "--model", str(model_path), "--no-ui",
+                    "--pub", free_tcp_endpoint()])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["spot-live: --cluster needs Ray, which is not installed: pip install 'mespot[ray]'"]
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    (tmp_path / "data" / "a" / "v.avi").write_bytes(b"")
+    rc = extract_main([str(tmp_path / "data"), "-o", str(tmp_path / "out"), "--cluster", "ray", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].endswith("pip install 'mespot[ray]'"), err

@@ -85,7 +85,7 @@ class StreamRegistry:
     def started(self, sid: str) -> dict:
         """A stream's actor is (re)starting: its run number and what the earlier runs left."""
         e = self.streams.setdefault(sid, {"runs": 0, "streaming_since": None, "last_index": -1, "last_apex": {},
-                                          "started_at": []})
+                                          "started_at": [], "published": []})
         e["started_at"].append(time.time())
         info = dict(e, run=e["runs"], stopping=self.stopping)
         e["runs"] += 1
@@ -102,6 +102,7 @@ class StreamRegistry:
     def published(self, sid: str, kind: str, apex: int) -> None:
         e = self.streams[sid]
         e["last_apex"][kind] = max(e["last_apex"].get(kind, -1), int(apex))
+        e["published"].append((kind, int(apex), e["runs"] - 1))
 
     def stop(self) -> None:
         self.stopping = True
@@ -267,4 +268,32 @@ class RayBackend:
             ray.kill(a, no_restart=True)
         ray.kill(self.registry)
         if self._owns_ray:
+            ray.shutdown()
+
+
+def map_on_ray(fn, calls: list[tuple], *, address: str = "ray", cpus_per_call: float = 1.0, on_done=None) -> None:
+    """Run fn(*args) for every args in `calls` as Ray tasks (spot-extract --cluster): each asks for
+    `cpus_per_call` CPUs, is retried twice if its worker dies, and `on_done(k, error or None)` is
+    called as each finishes (on this thread, in finishing order). Ray is stopped afterwards if this
+    call started it."""
+    owns = not import_ray().is_initialized()
+    ray = connect(address)
+    try:
+        remote = ray.remote(num_cpus=cpus_per_call, max_retries=2)(fn)
+        refs = {remote.remote(*args): k for k, args in enumerate(calls)}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                    error = None
+                except ray.exceptions.RayTaskError as exc:
+                    error = exc.cause if isinstance(exc.cause, BaseException) else exc
+                except ray.exceptions.RayError as exc:         # a worker or node lost for good
+                    error = exc
+                if on_done is not None:
+                    on_done(refs[ref], error)
+    finally:
+        if owns:
             ray.shutdown()
