@@ -345,3 +345,9 @@ def test_without_ray_cluster_is_one_line_naming_the_extra(monkeypatch, model_pat
     rc = extract_main([str(tmp_path / "data"), "-o", str(tmp_path / "out"), "--cluster", "ray", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].endswith("pip install 'mespot[ray]'"), err
+
+
+def test_drop_late_chooses_the_capture_policy(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("- source: a.mp4\n  drop_late: true\n- source: b.mp4\n  drop_late: false\n- source: c.mp4\n")
+    assert [s.capture_policy for s in load_streams_file(path)] == ["drop_oldest", "block", None]

@@ -33,7 +33,7 @@ class AddInput(argparse.Action):
 def add_arguments(parser: argparse.ArgumentParser, group) -> None:
     group.add_argument("--streams", metavar="FILE.yaml",
                        help="several streams from a YAML file: a list of {id, source|camera, realtime, "
-                            "image_fps} (docs/scaling.md); ids name the streams in every message")
+                            "image_fps, drop_late} (docs/scaling.md); ids name the streams in every message")
     cluster = parser.add_argument_group("several streams")
     cluster.add_argument("--cluster", metavar="ray|ray://HOST:PORT",
                          help="run each stream as a Ray actor that restarts when it dies (needs "

@@ -5,8 +5,9 @@ A streams file is YAML, either a list of streams or a mapping with a `streams:` 
     streams:
       - id: left                  # optional; default from the source (camera0, the file's stem, ...)
         source: rtsp://10.0.0.5/stream1
-      - camera: 0                 # `camera: N` or `source: URL|FILE|DIR`, exactly one
+      - source: clip.mp4          # `camera: N` or `source: URL|FILE|DIR`, exactly one
         realtime: true            # options, all optional: see OPTIONS
+        drop_late: true           # (with realtime: the file behaves exactly like a camera)
 
 Ids are the `stream` field of every message and part of its routing key (docs/protocol.md), so
 they must be unique and valid (mespot.stream.messages.check_stream_id). They are stable: the same
@@ -27,6 +28,8 @@ from mespot.stream.messages import check_stream_id, stream_id_from
 OPTIONS: dict[str, tuple[type, str]] = {
     "realtime": (bool, "play a file or image folder at its own rate, as a camera would (default false)"),
     "image_fps": (float, "frame rate of an image folder, which carries no timestamps (default 30)"),
+    "drop_late": (bool, "drop the oldest frame when the stream falls behind, as a camera does (default: "
+                        "true for cameras and URLs, false for files, which wait instead)"),
 }
 
 
@@ -41,6 +44,13 @@ class StreamSpec:
     @property
     def realtime(self) -> bool:
         return bool(self.options.get("realtime", False))
+
+    @property
+    def capture_policy(self) -> str | None:
+        """The capture queue's policy (mespot.stream.capture): None for the source's default."""
+        if "drop_late" not in self.options:
+            return None
+        return "drop_oldest" if self.options["drop_late"] else "block"
 
     def source_options(self) -> dict[str, Any]:
         """Keyword options for mespot.stream.sources.open_source beyond realtime and the rate."""

@@ -225,6 +225,7 @@ class StreamRunner:
         extra = {"run_streams": list(job.run_streams or (spec.id,)), "restarts": self.run_number}
         try:
             self.live = build_pipeline(self.source, self.runtime, config=config, sinks=[sink], stream=spec.id,
+                                       capture_policy=spec.capture_policy,
                                        score_rate_hz=job.score_rate_hz, observers=[self.last, *observers],
                                        run=self.run_number, extra_status=extra)
         except (FrontEndMismatch, TrackerError) as exc:
