@@ -252,13 +252,15 @@ def _results(messages: list[dict]) -> tuple[list, list]:
     return intervals, scores
 
 
-def test_several_streams_equal_single_stream_runs(clips, model_path, tmp_path):
+@pytest.mark.parametrize("inference", ["per-stream", "shared"])
+def test_several_streams_equal_single_stream_runs(clips, model_path, tmp_path, inference):
     """spot-live --source A --source B --source A: each stream's intervals and per-frame
-    probabilities equal a single-stream spot-live on the same file; ids derived and unique."""
+    probabilities equal a single-stream spot-live on the same file, with a model per stream and
+    with one shared batched engine; ids derived and unique."""
     a, b = clips
     rec = tmp_path / "multi.jsonl"
     multi = _spot_live("--source", a, "--source", b, "--source", a, "--model", model_path, "--no-ui",
-                       "--record", rec, "--pub", free_tcp_endpoint())
+                       "--record", rec, "--pub", free_tcp_endpoint(), "--inference", inference)
     assert multi.returncode == 0, multi.stderr
     got = _by_stream(rec)
     assert set(got) == {"clip1", "clip2", "clip1-2"}
@@ -274,6 +276,8 @@ def test_several_streams_equal_single_stream_runs(clips, model_path, tmp_path):
         assert statuses[-1]["state"] == "ended" and statuses[-1]["run_streams"] == ["clip1", "clip2", "clip1-2"]
         assert stream in multi.stdout
     assert got["clip1"] and _results(got["clip1"]) != _results(got["clip2"])  # the two clips differ
+    if inference == "shared":
+        assert "shared engine: 270 pushes" in multi.stdout, multi.stdout
 
 
 def test_eight_streams_of_spot_live_reach_one_spot_sub_without_loss(clips, model_path, tmp_path):
@@ -351,3 +355,57 @@ def test_drop_late_chooses_the_capture_policy(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("- source: a.mp4\n  drop_late: true\n- source: b.mp4\n  drop_late: false\n- source: c.mp4\n")
     assert [s.capture_policy for s in load_streams_file(path)] == ["drop_oldest", "block", None]
+
+
+# -- shared inference ------------------------------------------------------------------------------------
+
+def test_the_shared_engine_gives_each_stream_exactly_its_own_engines_rows(model_path):
+    """Three streams push concurrently (random features, gaps, a jump, a flush) through one
+    EngineServer: each gets, bitwise, the rows its own OnlineEngine gives on the same runtime."""
+    import numpy as np
+
+    from mespot.engine.online import OnlineEngine
+    from mespot.engine.runtime import open_runtime
+    from mespot.serve.shared import EngineServer, RemoteEngine
+
+    runtime = open_runtime(model_path, "onnx", "cpu")
+    rng = np.random.default_rng(7)
+    lives = []
+    for k in range(3):
+        n = 60 + 10 * k
+        index = np.arange(n) + (np.arange(n) >= 40) * 5            # a jump at 40
+        valid = rng.random(n) > 0.1
+        lives.append((index, rng.normal(0, 0.3, (n, 12, 2)).astype(np.float32), valid))
+    expected = []
+    for index, feats, valid in lives:
+        engine, rows = OnlineEngine(runtime), []
+        for i, f, v in zip(index, feats, valid):
+            rows += engine.push(int(i), f, bool(v))
+            if i == 30:
+                rows += engine.flush()
+        expected.append(rows + engine.flush())
+    server = EngineServer(runtime)
+    got: list = [None] * 3
+
+    def stream(k):
+        remote, rows = RemoteEngine(server.endpoint), []
+        index, feats, valid = lives[k]
+        for i, f, v in zip(index, feats, valid):
+            rows += remote.push(int(i), f, bool(v))
+            if i == 30:
+                rows += remote.flush()
+        got[k] = rows + remote.flush()
+        remote.close()
+
+    threads = [threading.Thread(target=stream, args=(k,)) for k in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        server.close()
+    for k in range(3):
+        assert [i for i, _ in got[k]] == [i for i, _ in expected[k]]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got[k], expected[k]))
+    assert server.steps > 0 and server.batched == sum(len(life[0]) for life in lives)

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser, group) -> None:
                               "pip install 'mespot[ray]'): `ray` starts Ray on this machine (or joins the "
                               "cluster in RAY_ADDRESS when set), ray://HOST:PORT joins a cluster. "
                               "Default: a process per stream here")
+    cluster.add_argument("--inference", choices=("per-stream", "shared"), default="per-stream",
+                         help="per-stream: each stream's worker runs its own model (default); shared: one "
+                              "batched engine in this process serves every stream (one runtime, one model "
+                              "call per step for all waiting streams; same results)")
     cluster.add_argument("--actor-cpus", type=at_least(float, 0.0, strict=True), default=0.25, metavar="N",
                          help="CPUs Ray reserves for each stream's actor (default 0.25: 8 streams on 2 cores)")
     cluster.add_argument("--max-restarts", type=at_least(int, 0), default=3, metavar="N",
@@ -109,7 +113,7 @@ def run(args, show_ui: bool) -> int:
     if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
         raise InputError(f"--cluster {args.cluster}: expected {RAY_ADDRESS_HINT}")
     specs = _specs(args)
-    model = _model_path(args)
+    model, runtime = _model_path(args)
     try:
         recorder = JsonlRecorder(args.record) if args.record is not None else None
         proxy = BusProxy(args.pub, inner=_bus_in(args), hwm=args.hwm)
@@ -119,12 +123,20 @@ def run(args, show_ui: bool) -> int:
 
     supervisor = None
     board = None
+    server = None
     try:
         inner = proxy.inner_endpoint
+        if args.inference == "shared":
+            from mespot.serve.shared import EngineServer
+
+            runtime.warm_up()
+            server = EngineServer(runtime, "tcp://" + _bus_in(args)[len("tcp://"):].rsplit(":", 1)[0] + ":*")
+        engine_endpoint = None if server is None else server.endpoint
         if inner.startswith("tcp://0.0.0.0:"):
             from mespot.serve.cluster import advertised_endpoint
             inner = advertised_endpoint(inner)
-        job = Job(model=str(model), bus=inner, backend=args.backend, device=args.device, precision=args.precision,
+            engine_endpoint = engine_endpoint and advertised_endpoint(engine_endpoint)
+        job = Job(model=str(model), bus=inner, engine=engine_endpoint, backend=args.backend, device=args.device, precision=args.precision,
                   config=args.config, hwm=args.hwm, score_rate_hz=args.score_rate, realtime=args.realtime,
                   run_streams=tuple(s.id for s in specs))
         backend = _backend(args, specs, job)
@@ -157,10 +169,15 @@ def run(args, show_ui: bool) -> int:
     finally:
         if supervisor is not None:
             supervisor.close()
+        if server is not None:
+            server.close()
         proxy.close()
         if recorder is not None:
             recorder.on_end()
     _print_summary(outcomes, specs, out)
+    if server is not None and server.steps:
+        out.print(f"shared engine: {server.batched} pushes in {server.steps} steps (mean batch "
+                  f"{server.batched / server.steps:.2f}, largest {server.max_batch})")
     if args.record is not None:
         out.print(f"recorded every message of every stream to {args.record}")
     return 0 if all(o.state == "ended" for o in outcomes.values()) else 1
@@ -183,7 +200,7 @@ def _model_path(args):
         pipeline_config(runtime, load_config(args.config) if args.config else None)
     except ConfigError as exc:
         raise InputError(f"model {path}: {exc}{'' if args.config is None else ' (--config)'}") from None
-    return path.resolve()
+    return path.resolve(), runtime
 
 
 def _stop_on_signals(supervisor):

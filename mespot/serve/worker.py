@@ -46,6 +46,7 @@ class Job:
     realtime: bool = False                    # every stream's default; a stream's own option wins
     run_streams: tuple[str, ...] = ()         # every id of the run, carried in each status
     threads: int = 1                          # ONNX Runtime threads per stream
+    engine: str | None = None                 # a shared engine's endpoint (mespot.serve.shared); None: own model
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -223,16 +224,24 @@ class StreamRunner:
         sink = guard(self.publisher, self.last) if guard is not None else self.publisher
         self.sink = sink
         extra = {"run_streams": list(job.run_streams or (spec.id,)), "restarts": self.run_number}
+        self.remote = None
+        if job.engine is not None:
+            from mespot.serve.shared import RemoteEngine
+
+            self.remote = RemoteEngine(job.engine)
         try:
             self.live = build_pipeline(self.source, self.runtime, config=config, sinks=[sink], stream=spec.id,
                                        capture_policy=spec.capture_policy,
                                        score_rate_hz=job.score_rate_hz, observers=[self.last, *observers],
-                                       run=self.run_number, extra_status=extra)
+                                       run=self.run_number, extra_status=extra, engine=self.remote)
         except (FrontEndMismatch, TrackerError) as exc:
             self.source.close()
             self.publisher.close()
+            if self.remote is not None:
+                self.remote.close()
             raise StreamStartError(f"{where}: model {job.model}: {exc}") from None
-        self.runtime.warm_up()
+        if self.remote is None:
+            self.runtime.warm_up()
         self.config = config
 
     def wait_connected(self, timeout_s: float = SUBSCRIBED_WAIT_S) -> bool:
@@ -251,6 +260,8 @@ class StreamRunner:
                 self.status.state, self.status.error = "error", f"{type(exc).__name__}: {exc}"
             finally:
                 self.live.close()
+                if self.remote is not None:
+                    self.remote.close()
 
         self._thread = threading.Thread(target=work, name=f"mespot-stream-{self.spec.id}", daemon=True)
         self._thread.start()
@@ -271,6 +282,8 @@ class StreamRunner:
             self.source.close()
             self.live.close()
             self.publisher.close()
+            if self.remote is not None:
+                self.remote.close()
 
 
 def _summary_dict(summary) -> dict[str, Any]:
