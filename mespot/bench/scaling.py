@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw streams against workers and the bus load")
 
 
-def typical_messages() -> dict[str, bytes]:
+def typical_messages(stream: str = "camera000") -> dict[str, bytes]:
     """One `score` batch (3 frames at 10 Hz), one `status` and one `interval`, as the encoder writes them."""
     from mespot.engine.probs import PROB_COLUMNS
     from mespot.stream.messages import encode
@@ -56,7 +56,7 @@ def typical_messages() -> dict[str, bytes]:
                 "onset_time": 1796421251.1, "apex_time": 1796421251.2, "offset_time": 1796421251.3,
                 "onset_source_s": 33.0, "apex_source_s": 33.17, "offset_source_s": 33.37, "score": 0.412345,
                 "emitted_time": 1796421251.5, "delay_ms": 201.234}
-    return {t: encode(t, "camera000", 12345, b) for t, b in (("score", score), ("status", status), ("interval", interval))}
+    return {t: encode(t, stream, 12345, b) for t, b in (("score", score), ("status", status), ("interval", interval))}
 
 
 def per_camera_load() -> dict:
@@ -66,7 +66,7 @@ def per_camera_load() -> dict:
     return {"message_bytes": sizes, "messages_per_s": msgs, "bytes_per_s": round(bytes_s, 1)}
 
 
-def _blast(endpoint: str, stream: str, payloads: list[bytes], seconds: float, sent) -> None:
+def _blast(endpoint: str, stream: str, seconds: float, sent) -> None:
     """A publisher process: realistic messages (score, status alternating 10:1) as fast as the bus takes them."""
     import zmq
 
@@ -81,6 +81,7 @@ def _blast(endpoint: str, stream: str, payloads: list[bytes], seconds: float, se
         pass
     sock.recv()
     key = routing_key("score", stream)
+    payloads = [typical_messages(stream)["score"]]
     n, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
         for _ in range(100):
@@ -98,7 +99,7 @@ def bus_throughput(seconds: float, publishers: int = 4, decode: bool = True) -> 
     from mespot.serve.bus import BusProxy
     from mespot.stream.messages import decode as decode_message
 
-    payload = typical_messages()["score"]
+    payload = typical_messages()["score"]          # the same size for every stream
     got = 0
     with BusProxy("tcp://127.0.0.1:*") as bus:
         ctx = zmq.Context()
@@ -108,26 +109,30 @@ def bus_throughput(seconds: float, publishers: int = 4, decode: bool = True) -> 
         sub.setsockopt(zmq.SUBSCRIBE, b"score")
         spawn = mp.get_context("spawn")
         sent = spawn.Queue()
-        procs = [spawn.Process(target=_blast, args=(bus.inner_endpoint, f"cam{k}", [payload], seconds, sent))
+        procs = [spawn.Process(target=_blast, args=(bus.inner_endpoint, f"camera{k:03d}", seconds, sent), daemon=True)
                  for k in range(publishers)]
         for p in procs:
             p.start()
         first = None
-        while True:
-            if not sub.poll(3000):
-                break
-            key, body = sub.recv_multipart()
-            if first is None:
-                first = time.monotonic()
-            if decode:
-                decode_message(key, body)
-            got += 1
-        last = time.monotonic() - 3.0
-        total_sent = sum(sent.get(timeout=30) for _ in procs)
-        for p in procs:
-            p.join()
-        sub.close(linger=0)
-        ctx.term()
+        try:
+            while True:
+                if not sub.poll(3000):
+                    break
+                key, body = sub.recv_multipart()
+                if first is None:
+                    first = time.monotonic()
+                if decode:
+                    decode_message(key, body)
+                got += 1
+            last = time.monotonic() - 3.0
+            total_sent = sum(sent.get(timeout=30) for _ in procs)
+        finally:
+            for p in procs:
+                p.join(10)
+                if p.is_alive():
+                    p.terminate()
+            sub.close(linger=0)
+            ctx.term()
     elapsed = max(last - (first or last), 1e-9)
     return {"publishers": publishers, "decode": decode, "sent": total_sent, "received": got,
             "messages_per_s": round(got / elapsed), "megabytes_per_s": round(got * len(payload) / elapsed / 1e6, 2)}
@@ -140,9 +145,10 @@ def measured_points(paths: list[Path]) -> list[dict]:
         cpus = result.get("cpus_usable") or result["machine"]["cores"]
         for mode, m in result["modes"].items():
             trials = m["trials"]
+            loads = [t["load_avg"][0] for t in trials if t.get("load_avg")]
             points.append({"file": str(path), "mode": mode, "cpus": cpus, "max_streams": m["max_streams"],
                            "max_streams_steady": m["max_streams_steady"], "limit_reached": m["limit_reached"],
-                           "load_avg": [t.get("load_avg") for t in trials]})
+                           "load_1min": [min(loads), max(loads)] if loads else None})
     return points
 
 
@@ -187,10 +193,16 @@ def plot(path: Path, points: list[dict], curves: dict, load: dict, bus: dict) ->
                   label=f"{mode}: simulated ({c['per_cpu']:.1f} streams/CPU)")
     for mode in curves:
         mine = sorted((p for p in points if p["mode"] == mode), key=lambda p: p["cpus"])
+        loads = [x for p in mine if p["load_1min"] for x in p["load_1min"]]
+        load = f", load {min(loads):.1f}-{max(loads):.1f}" if loads else ""
         left.plot([p["cpus"] for p in mine], [p["max_streams_steady"] for p in mine], "o", ms=7,
-                  color=colours.get(mode), label=f"{mode}: measured here")
+                  color=colours.get(mode), label=f"{mode}: measured here{load}")
+    from matplotlib.ticker import ScalarFormatter
+
     left.set_xscale("log", base=2)
     left.set_yscale("log", base=2)
+    for axis in (left.xaxis, left.yaxis):
+        axis.set_major_formatter(ScalarFormatter())
     left.set_xlabel("workers (CPU cores)")
     left.set_ylabel("30 fps 640x480 streams without drops")
     left.set_title("streams against workers (one node)")
@@ -237,8 +249,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"one camera: {load['messages_per_s']:g} messages/s, {load['bytes_per_s'] / 1000:.1f} kB/s "
           f"(message bytes {load['message_bytes']})")
     for key, b in bus.items():
-        print(f"bus, {key}: {b['messages_per_s']} messages/s ({b['megabytes_per_s']} MB/s) to one subscriber; "
-              f"{b['received']} of {b['sent']} sent received")
+        print(f"bus, {key}: {b['messages_per_s']} messages/s ({b['megabytes_per_s']} MB/s) to one subscriber "
+              f"({b['received']} received; the proxy dropped the rest of the {b['sent']} sent, as it does for a "
+              f"subscriber that cannot keep up)")
     for mode, c in curves.items():
         print(f"{mode}: {c['per_cpu']:.2f} streams per CPU (measured); simulated {c['streams']}")
     for row in result["at_scale"]:

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spot-live", description=__doc__.splitlines()[0].replace("`", ""),
         epilog="Subscribe with `spot-sub` or any ZeroMQ SUB socket (docs/protocol.md). "
-               "Example: spot-live --camera 0 --record run.jsonl")
+               "Example: spot-live --camera 0 --record run.jsonl. Several streams, one endpoint: "
+               "spot-live --camera 0 --source rtsp://cam/1, or --streams FILE.yaml (docs/scaling.md)")
     what = p.add_argument_group("what to watch (one of)")
     what.add_argument("--camera", type=at_least(int, 0), action=livemulti.AddInput, metavar="N",
                       help="camera index (e.g. 0); repeat, or mix with --source, for several streams")
