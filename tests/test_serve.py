@@ -409,3 +409,58 @@ def test_the_shared_engine_gives_each_stream_exactly_its_own_engines_rows(model_
         assert [i for i, _ in got[k]] == [i for i, _ in expected[k]]
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got[k], expected[k]))
     assert server.steps > 0 and server.batched == sum(len(life[0]) for life in lives)
+
+
+def test_a_worker_process_that_dies_is_reported_and_the_others_finish(clips, model_path):
+    """The process backend does not restart (Ray's does): a killed worker's stream ends as an
+    error naming the exit code, and the run still ends with the other stream complete."""
+    import os
+    import signal
+    import time
+
+    from mespot.serve.specs import StreamSpec
+    from mespot.serve.supervisor import ProcessBackend, Supervisor
+    from mespot.serve.worker import Job
+
+    specs = [StreamSpec("a", str(clips[0]), {"realtime": True}), StreamSpec("b", str(clips[1]), {"realtime": True})]
+    with BusProxy(free_tcp_endpoint()) as bus:
+        backend = ProcessBackend(specs, Job(model=str(model_path), bus=bus.inner_endpoint, run_streams=("a", "b")))
+        supervisor = Supervisor(specs, backend, bus)
+        try:
+            supervisor.prepare()
+            done = {}
+            runner = threading.Thread(target=lambda: done.update(supervisor.run()))
+            runner.start()
+            while "b" not in supervisor.latest:
+                time.sleep(0.05)
+            os.kill(backend._procs["b"].pid, signal.SIGKILL)
+            runner.join(120)
+            assert not runner.is_alive()
+        finally:
+            supervisor.close()
+    assert done["a"].state == "ended" and done["a"].final_status["frames"] == 90
+    assert done["b"].final_status is None and done["b"].state == "error"
+    assert "exited with code -9" in done["b"].worker["error"]
+
+
+def test_scaling_simulates_from_the_least_loaded_run_and_draws(tmp_path):
+    from mespot.bench.scaling import at_scale, measured_points, per_camera_load, plot, simulate
+
+    def run(name, mode, cpus, steady, load):
+        path = tmp_path / name
+        path.write_text(json.dumps({"cpus_usable": cpus, "machine": {"cores": 2, "load_avg": [load, 0, 0]},
+                                    "modes": {mode: {"max_streams": steady, "max_streams_steady": steady,
+                                                     "limit_reached": False,
+                                                     "trials": [{"load_avg": [load, 0, 0]}]}}}))
+        return path
+
+    points = measured_points([run("a.json", "ray", 2, 5, 4.0), run("b.json", "ray", 2, 2, 7.0),
+                              run("c.json", "ray", 1, 3, 1.0)])
+    curves = simulate(points)
+    assert curves["ray"]["per_cpu"] == 2.5 and curves["ray"]["streams"][8] == 20
+    load = per_camera_load()
+    assert load["messages_per_s"] == pytest.approx(11.1) and 300 < load["message_bytes"]["score"] < 1000
+    rows = at_scale(load, curves, {"decode": {"messages_per_s": 11100}})
+    assert [r["python_subscribers_needed"] for r in rows] == [0.01, 0.1, 1.0]
+    plot(tmp_path / "s.png", points, curves, load, {})
+    assert (tmp_path / "s.png").stat().st_size > 10_000

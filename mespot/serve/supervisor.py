@@ -19,6 +19,7 @@ waiting for blocked sources).
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class ProcessBackend:
         while len(ready) < len(self._procs):
             try:
                 kind, sid, info = self._results.get(timeout=0.5)
-            except Exception:           # queue.Empty
+            except queue.Empty:
                 dead = [s for s, p in self._procs.items() if s not in ready and not p.is_alive()]
                 if dead:
                     self.stop()
@@ -102,7 +103,7 @@ class ProcessBackend:
         while True:
             try:
                 kind, sid, info = self._results.get_nowait()
-            except Exception:
+            except queue.Empty:
                 break
             if kind == "done":
                 self._done[sid] = info
@@ -114,7 +115,7 @@ class ProcessBackend:
                         kind, other, info = self._results.get_nowait()
                         if kind == "done":
                             self._done[other] = info
-                except Exception:
+                except queue.Empty:       # drained: whatever it reported is in _done now
                     pass
                 if sid not in self._done:
                     self._done[sid] = {"state": "error", "error": f"worker process exited with code {p.exitcode}"}
