@@ -464,3 +464,29 @@ def test_scaling_simulates_from_the_least_loaded_run_and_draws(tmp_path):
     assert [r["python_subscribers_needed"] for r in rows] == [0.01, 0.1, 1.0]
     plot(tmp_path / "s.png", points, curves, load, {})
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_stream_workers_get_one_thread_per_library_pool(monkeypatch, tmp_path):
+    """Spawned workers see OMP_NUM_THREADS=1 (unless the user set it); the supervisor's own
+    environment is left as it was."""
+    import multiprocessing as mp
+    import os
+
+    from mespot.serve import supervisor
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    seen = mp.get_context("spawn").Queue()
+    backend = supervisor.ProcessBackend.__new__(supervisor.ProcessBackend)
+    backend._procs = {"x": mp.get_context("spawn").Process(target=_report_env, args=(seen,))}
+    backend._results = mp.get_context("spawn").Queue()
+    backend._results.put(("ready", "x", None))
+    backend.prepare(60)
+    assert seen.get(timeout=60) == ("1", "3") and "OMP_NUM_THREADS" not in os.environ
+    backend._procs["x"].join(30)
+
+
+def _report_env(queue):
+    import os
+
+    queue.put((os.environ.get("OMP_NUM_THREADS"), os.environ.get("OPENBLAS_NUM_THREADS")))

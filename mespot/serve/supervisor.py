@@ -19,6 +19,7 @@ waiting for blocked sources).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -30,6 +31,11 @@ from mespot.serve.specs import StreamSpec
 from mespot.serve.worker import Job, StreamStartError, process_main
 from mespot.stream.messages import decode
 
+# Each stream's worker gets one thread per library pool unless the user's environment says otherwise:
+# N workers each starting an OpenMP pool per core oversubscribe the machine (measured: 8 streams on
+# 2 cores dropped 34-44 frames each without this and none with it; docs/scaling.md). Ray sets
+# OMP_NUM_THREADS for its actors the same way.
+WORKER_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 READY_TIMEOUT_S = 300.0       # building a stream (model, tracker, source) on a loaded machine
 DRAIN_S = 2.0                 # after the workers end: how long to wait for final statuses in flight
 
@@ -67,8 +73,14 @@ class ProcessBackend:
         self._done: dict[str, dict] = {}
 
     def prepare(self, timeout_s: float) -> None:
-        for p in self._procs.values():
-            p.start()
+        added = {k: v for k, v in WORKER_THREAD_ENV.items() if k not in os.environ}
+        os.environ.update(added)                 # inherited by the spawned workers only: this
+        try:                                     # process's libraries have their pools already
+            for p in self._procs.values():
+                p.start()
+        finally:
+            for k in added:
+                del os.environ[k]
         ready: set[str] = set()
         deadline = time.monotonic() + timeout_s
         while len(ready) < len(self._procs):
