@@ -3,6 +3,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 
 .PHONY: demo test install clean
 
@@ -17,7 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/spot-live --demo
 
-test: $(STAMP)
+# The tests also cover the optional Ray extra (tests/test_cluster.py), so `make test` installs it.
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
+test: $(RAY_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
