@@ -5,6 +5,9 @@
         for message in sub:            # stops after `timeout` seconds without a message
             print(message["kind"], message["onset_frame"], message["offset_frame"])
 
+`streams=("camera0",)` receives those streams only (the filter runs in ZeroMQ, on the routing key
+`TOPIC/STREAM/`; docs/protocol.md).
+
 Needs only pyzmq (no numpy, no torch, no live stack).
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Iterator
 
 import zmq
 
-from mespot.stream.messages import TOPICS, ProtocolError, decode
+from mespot.stream.messages import TOPICS, ProtocolError, check_stream_id, decode, routing_key
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 
@@ -24,17 +27,25 @@ class Subscriber:
     """A SUB socket connected to one publisher, decoding messages of the chosen topics.
 
     `timeout` (seconds, None = wait for ever) bounds each wait; iteration ends when it passes with
-    no message, or, with `until_ended=True`, after a `status` message whose state is ended or error
-    (subscribe to `status` for that). Connecting succeeds even before the publisher exists; ZeroMQ
+    no message, or, with `until_ended=True`, once every stream has sent a `status` whose state is
+    ended or error (subscribe to `status` for that). "Every stream": those in `streams` when given,
+    else every stream seen so far and every one its statuses name in `run_streams` (a spot-live
+    with several streams names them all, so one stream ending first does not end the iteration). Connecting succeeds even before the publisher exists; ZeroMQ
     retries in the background, and nothing sent before the subscription reaches the publisher is seen.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics=("interval",), *,
-                 timeout: float | None = None, until_ended: bool = False, hwm: int = 10000) -> None:
+                 timeout: float | None = None, until_ended: bool = False, hwm: int = 10000,
+                 streams=None) -> None:
         topics = tuple(topics)
         unknown = [t for t in topics if t not in TOPICS]
         if unknown or not topics:
             raise ValueError(f"unknown topic(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(TOPICS)}")
+        self.streams = None if streams is None else tuple(check_stream_id(s) for s in streams)
+        if self.streams == ():
+            raise ValueError("streams: give at least one stream id, or None for all")
+        self.states: dict[str, str] = {}            # newest status state per stream
+        self._expected: set[str] = set(self.streams or ())
         self.endpoint = endpoint
         self.topics = topics
         self.timeout = timeout
@@ -51,11 +62,15 @@ class Subscriber:
             self.close()
             raise ValueError(f"cannot connect to {endpoint}: {exc.strerror}") from None
         for topic in topics:
-            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+            if self.streams is None:
+                self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+            else:
+                for stream in self.streams:
+                    self._socket.setsockopt(zmq.SUBSCRIBE, routing_key(topic, stream))
 
     @property
     def ended(self) -> bool:
-        """True once a `status` message with state ended or error has been received."""
+        """True once every stream (see the class) has sent a status with state ended or error."""
         return self._ended
 
     def recv(self, timeout: float | None = ...) -> dict[str, Any] | None:
@@ -69,9 +84,17 @@ class Subscriber:
             raise ProtocolError(f"expected a [topic, json] message, got {len(frames)} frames")
         message = decode(frames[0], frames[1])
         self.received += 1
-        if message["topic"] == "status" and message.get("state") in ("ended", "error"):
-            self._ended = True
+        if message["topic"] == "status":
+            self._note_status(message)
         return message
+
+    def _note_status(self, message: dict[str, Any]) -> None:
+        stream = message.get("stream")
+        self.states[stream] = message.get("state")
+        if self.streams is None:
+            self._expected.add(stream)
+            self._expected.update(message.get("run_streams") or ())
+        self._ended = all(self.states.get(s) in ("ended", "error") for s in self._expected)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while not (self.until_ended and self.ended):

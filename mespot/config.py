@@ -69,6 +69,8 @@ class TrainConfig:
     augment_noise: float = 0.005                      # Gaussian noise std, pixels per frame
     augment_node_gain: float = 1.0                    # per-ROI factor in [1/g, g], log-uniform; 1 = off
     augment_rotate_deg: float = 0.0                   # per-ROI rotation within +-deg; 0 = off
+    augment_blink_rate: float = 0.0                   # added blinks per second of window; 0 = off
+    augment_blink_px: tuple[float, float] = (0.03, 0.4)   # their peak brow drag, log-uniform, pixels
 
     def __post_init__(self) -> None:
         lo, hi = self.augment_scale
@@ -80,6 +82,11 @@ class TrainConfig:
         if self.augment_node_gain < 1.0 or not 0.0 <= self.augment_rotate_deg <= 180.0:
             raise ConfigError(f"train.augment_node_gain must be >= 1 and train.augment_rotate_deg in "
                               f"0..180, got {self.augment_node_gain} and {self.augment_rotate_deg}")
+        lo, hi = self.augment_blink_px
+        if self.augment_blink_rate < 0 or not 0 < lo <= hi:
+            raise ConfigError(f"train.augment_blink_rate must be >= 0 and train.augment_blink_px satisfy "
+                              f"0 < lo <= hi, got {self.augment_blink_rate} and {lo}..{hi}")
+        object.__setattr__(self, "augment_blink_px", (float(lo), float(hi)))
         if self.fixed_epoch >= self.epochs:
             raise ConfigError(f"train.fixed_epoch {self.fixed_epoch} must be < train.epochs {self.epochs}")
         if self.context < 5:

@@ -2,7 +2,7 @@
 # Rebuild the shipped default model from scratch: mespot/models/default.pt, default.onnx (+ .json),
 # and the two cross-renderer models the accuracy bench compares it with (bench/models/).
 #
-#   scripts/make_default_model.sh        (from the repository root, after `make install`; ~1 h on 2 cores)
+#   scripts/make_default_model.sh        (from the repository root, after `make install`; ~1.5 h on 2 cores)
 #
 # 1. faces: the four faces MediaPipe finds in the left 662 columns of ../shared/media/multi_face.jpg
 #    and Grace Hopper (matplotlib's sample photo), each also mirrored (10 identities, the "plain"
@@ -12,7 +12,8 @@
 #    face (mix1-3: colour, light and shape changes, docs/synth.md). Held out: the test faces
 #    (astronaut, multi_face_2) and the validation faces (justin, pexels_woman); never used: the man
 #    of single_face.* (the real-smile test). A third, "standard" chunk renders the plain faces and
-#    luispedro over the standard nuisance ranges.
+#    luispedro over the standard nuisance ranges, and a fourth, "standard2", those and the
+#    pseudo-identities over the standard ranges again (another seed).
 # 2. spot-synth renders annotated videos of them with BOTH renderers, the "plain" and "variants"
 #    chunks over the wide nuisance ranges (--variety wide), the same timelines for both renderers,
 # 3. spot-extract computes features, 4. spot-train fit trains (configs/live.yaml's train section),
@@ -72,7 +73,11 @@ for R in gaussian piecewise; do
     render standard "$R" standard "$STANDARD" 12 1 401 &
 done
 wait
-for D in "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_*; do
+for R in gaussian piecewise; do
+    render standard2 "$R" standard "$STANDARD,$T~mix1-3" 20 1 501 &
+done
+wait
+for D in "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_* "$WORK"/standard2_*; do
     "$BIN/spot-extract" "$D/videos" -o "$D/features" --workers 2 --quiet
 done
 
@@ -88,9 +93,11 @@ combine() {   # combine OUT DIR...
         tail -n +2 "$d/annotations.csv" | awk -F, -v OFS=, -v p="$p" '{ $2 = p "_" $2; print }' >> "$out/annotations.csv"
     done
 }
-combine "$WORK/both" "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_*
-combine "$WORK/gaussian-only" "$WORK/plain_gaussian" "$WORK/variants_gaussian" "$WORK/standard_gaussian"
-combine "$WORK/piecewise-only" "$WORK/plain_piecewise" "$WORK/variants_piecewise" "$WORK/standard_piecewise"
+combine "$WORK/both" "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_* "$WORK"/standard2_*
+combine "$WORK/gaussian-only" "$WORK/plain_gaussian" "$WORK/variants_gaussian" "$WORK/standard_gaussian" \
+    "$WORK/standard2_gaussian"
+combine "$WORK/piecewise-only" "$WORK/plain_piecewise" "$WORK/variants_piecewise" "$WORK/standard_piecewise" \
+    "$WORK/standard2_piecewise"
 for M in both gaussian-only piecewise-only; do
     # one thread: the weights then do not depend on the core count
     "$BIN/spot-train" fit --features "$WORK/$M/features" --annotations "$WORK/$M/annotations.csv" \

@@ -163,7 +163,7 @@ def test_usage_errors_are_one_line_and_exit_2(model_path, tmp_path, capsys):
             assert err.startswith("spot-live: ") and expected in err and "\n" not in err, err
     finally:
         busy.close()
-    for argv in ([], ["--camera", "0", "--source", "x.mp4"], ["--camera", "-1"], ["--demo", "--backend", "tf"],
+    for argv in ([], ["--camera", "0", "--demo"], ["--camera", "-1"], ["--demo", "--backend", "tf"],
                  ["--demo", "--hwm", "0"], ["--demo", "--precision", "fp8"]):
         with pytest.raises(SystemExit) as exc:
             live_main(argv)

@@ -29,3 +29,10 @@ def test_a_missing_extra_is_one_line_naming_it(option, module, extra, monkeypatc
     assert main(["--demo", "--no-ui", *option]) == 2
     err = capsys.readouterr().err
     assert f"pip install 'mespot[{extra}]'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("option", [["--view", "web"], ["--lsl"]])
+def test_views_are_refused_for_several_streams(option, capsys):
+    assert main(["--camera", "0", "--camera", "1", "--no-ui", *option]) == 2
+    err = capsys.readouterr().err
+    assert "work with one stream, not several" in err and err.count("\n") == 1

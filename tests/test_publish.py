@@ -55,7 +55,7 @@ def test_multipart_topic_and_json_over_ipc(tmp_path):
         bus.publish("interval", msg)
         assert sub.poll(3000)
         topic, payload = sub.recv_multipart()
-        assert topic == b"interval"
+        assert topic == b"interval/cam0/"                      # the routing key: TOPIC/STREAM/
         got = json.loads(payload)
         assert got["schema"] == SCHEMA_VERSION and got["topic"] == "interval" and got["stream"] == "cam0"
         assert got["seq"] == 0 and got["kind"] == "micro" and got["type_idx"] == 2

@@ -9,7 +9,7 @@ import torch
 
 from mespot.config import ConfigError, TrainConfig, config_from_dict
 from mespot.engine.priors import prior_adjacency
-from mespot.train.augment import MIRROR_ROIS, augment_windows, mirror_features
+from mespot.train.augment import MIRROR_ROIS, augment_windows, blink_track, mirror_features
 from mespot.train.loop import train_model
 from mespot.train.targets import Segments
 
@@ -113,3 +113,38 @@ def test_node_gain_and_rotation_change_each_roi_alone_and_keep_empty_frames_empt
         assert not out[:, :5].any()
     with pytest.raises(ConfigError, match="augment_node_gain"):
         TrainConfig(augment_node_gain=0.5)
+
+
+def test_blink_track_closes_then_opens_and_returns_the_lid():
+    for seed in range(20):
+        track = blink_track(np.random.default_rng(seed), 30.0)
+        assert abs(track.sum()) < 1e-9                     # the lid ends where it began
+        closing = np.flatnonzero(track > 0)
+        opening = np.flatnonzero(track < 0)
+        assert closing.size and opening.size and closing.max() < opening.min()
+        assert 4 <= len(track) <= 15                       # 0.15-0.47 s at 30 fps
+        assert track.max() <= 1.0 + 1e-9
+
+
+def test_blinks_move_only_brows_and_nose_root_inside_the_run():
+    x = np.zeros((32, 270, 12, 2), np.float32)
+    x[:, 20:250] = 0.01                                    # the run; outside it the window is empty
+    plain = augment_windows(x, np.random.default_rng(4), scale=(1.0, 1.0), noise=0.0)
+    blinked = augment_windows(x, np.random.default_rng(4), scale=(1.0, 1.0), noise=0.0,
+                              blink_rate=0.4, blink_px=(0.1, 0.3))
+    added = blinked - plain
+    # the mouth ROIs move only by the head-motion leak, the same vector for all five
+    np.testing.assert_allclose(added[:, :, 7:], added[:, :, 7:8].repeat(5, axis=2), atol=1e-7)
+    assert np.abs(added[:, :, 7]).max() < np.abs(added[:, :, :7]).max()
+    assert not added[:, :20].any() and not added[:, 250:].any()
+    moved = np.abs(added[:, :, :7]).max(axis=(1, 2, 3))
+    assert (moved > 0).mean() > 0.8                        # about 3.6 blinks a window at this rate
+    assert moved.max() <= 0.3 + 1e-6
+    assert np.abs(added[..., 1]).sum() > 2 * np.abs(added[..., 0]).sum()   # mostly vertical
+    # draws come after the other augmentations: with blinks off the output is the old one
+    np.testing.assert_array_equal(augment_windows(x, np.random.default_rng(4), scale=(1.0, 1.0), noise=0.0,
+                                                  blink_rate=0.0), plain)
+    with pytest.raises(ConfigError, match="augment_blink"):
+        TrainConfig(augment_blink_rate=-1.0)
+    with pytest.raises(ConfigError, match="augment_blink"):
+        TrainConfig(augment_blink_px=(0.4, 0.1))

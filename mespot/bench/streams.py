@@ -10,6 +10,9 @@ one per process):
 - `process`: one process per stream, each with its own runtime (what N spot-live instances do);
 - `thread`: one process, one loop thread per stream, all sharing ONE runtime (ONNX Runtime sessions
   are safe to call from several threads; the landmark model and flow release the GIL while they run).
+- `spot-live` / `ray` (asked for by name, not part of `both`): all N streams in ONE multi-stream
+  spot-live, a worker process or a Ray actor per stream, through the bus proxy
+  (mespot.bench.serving, which also measures Ray's own start-up and memory).
 N rises from 1 until a trial drops frames after its first second, or `--max` is reached. Drops in
 the first second (every stream acquiring its face at the same moment) are reported apart: the
 verdict (`max_streams`) counts every drop, `max_streams_steady` only those after the first second.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import threading
@@ -31,6 +35,7 @@ from pathlib import Path
 TARGET_STREAMS = 4
 STREAM_FPS = 30.0            # each stream: a 30 fps 640x480 camera, as the target says
 MODES = ("process", "thread")
+SERVE_MODES = ("spot-live", "ray")       # mespot.bench.serving
 START_TIMEOUT_S = 300.0
 STARTUP_S = 1.0              # drops in the first second (all streams acquiring a face at once) are shown apart
 
@@ -41,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "Target: at least 4 streams without drops. Details: docs/benchmarks.md.")
     parser.add_argument("--max", type=int, default=8, metavar="N", help="most streams tried (default 8)")
     parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="length of each trial (default 10 s)")
-    parser.add_argument("--mode", choices=(*MODES, "both"), default="both",
-                        help="one process per stream, threads sharing one runtime, or both (default)")
+    parser.add_argument("--mode", choices=(*MODES, "both", *SERVE_MODES), default="both",
+                        help="one process per stream, threads sharing one runtime, or both (default); "
+                             "spot-live: one multi-stream spot-live (a worker process per stream); ray: "
+                             "the same with a Ray actor per stream")
     parser.add_argument("--source", metavar="FILE|DIR", help="video file or image folder played by every stream "
                                          "(default: a generated 640x480 clip)")
     parser.add_argument("--model", type=Path, metavar="PATH", help="ONNX model (default: the shipped one)")
@@ -161,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
     machine = describe_machine()
     frames = int(round(args.seconds * STREAM_FPS))
     modes = MODES if args.mode == "both" else (args.mode,)
+    ray_started = False
     result = {"bench": "streams", "target_streams": TARGET_STREAMS, "seconds": args.seconds, "fps": STREAM_FPS,
-              "modes": {}, "machine": machine}
+              "modes": {}, "machine": machine, "cpus_usable": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory(prefix="mespot-streams-") as tmp:
         try:
             models = resolve_models(args.model, None, Path(tmp))
@@ -178,14 +186,26 @@ def run(args: argparse.Namespace) -> int:
         result["source"] = args.source or f"generated 640x480 clip, {frames} frames"
         result["model"] = {"path": str(models.onnx), "trained": models.trained, "note": models.note}
         shared = open_bench_runtime(models, "onnx") if "thread" in modes else None
+        if "ray" in modes:
+            from mespot.bench.serving import ray_footprint
+            import ray
+
+            with console.status("measuring Ray's own start-up and memory ..."):
+                result["ray"] = ray_footprint()
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray_started = True
         with Progress(console=console, refresh_per_second=2, transient=True) as progress:
             for mode in modes:
                 task = progress.add_task(f"{mode}: 1..{args.max} streams", total=args.max)
                 trials = []
                 for n in range(1, args.max + 1):
-                    streams = (trial_processes(n, source, models.onnx, frames) if mode == "process"
-                               else trial_threads(n, source, shared, frames))
-                    trials.append(judge(n, streams, frames))
+                    if mode in SERVE_MODES:
+                        from mespot.bench.serving import trial_serve
+                        streams = trial_serve(n, source, models.onnx, frames, backend=mode)
+                    else:
+                        streams = (trial_processes(n, source, models.onnx, frames) if mode == "process"
+                                   else trial_threads(n, source, shared, frames))
+                    trials.append({**judge(n, streams, frames), "load_avg": load_average()})
                     progress.advance(task)
                     if not trials[-1]["steady_after_startup"]:
                         break
@@ -193,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
                     "max_streams": _largest(trials, "sustained"),
                     "max_streams_steady": _largest(trials, "steady_after_startup"),
                     "limit_reached": trials[-1]["steady_after_startup"], "trials": trials}
+    if ray_started:
+        import ray
+        ray.shutdown()
     result["max_streams"] = max(m["max_streams"] for m in result["modes"].values())
     result["max_streams_steady"] = max(m["max_streams_steady"] for m in result["modes"].values())
     result["target_met"] = result["max_streams"] >= TARGET_STREAMS
@@ -213,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
     verdict = "PASS" if result["target_met"] else "MISS"
     console.print(f"target >= {TARGET_STREAMS} streams: {verdict} (best {result['max_streams']}, margin "
                   f"{result['max_streams'] - TARGET_STREAMS:+d})")
+    if "ray" in result:
+        r = result["ray"]
+        console.print(f"ray: init {r['init_s']} s, first actor {r['first_actor_s']} s, {r['processes']} processes "
+                      f"with {r['rss_mb_total']} MB resident before any stream")
     console.print(f"machine: {one_line(machine)}; load at end {result['load_avg_end']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

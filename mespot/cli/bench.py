@@ -14,6 +14,7 @@ BENCHES = {
     "latency": "the whole live loop per stage and end to end, against the physical floor",
     "streams": "how many concurrent 30 fps streams one machine sustains without drops",
     "accuracy": "held-out generated videos through the live path, scored with the MEGC rule",
+    "scaling": "streams against workers (measured and simulated) and the bus load at 10-1,000 cameras",
 }
 
 

@@ -10,6 +10,9 @@ roi_centres, meta with fps and the extractor config) that spot-train reads. Fram
 to --fps by their timestamps. Dataset runs are parallel across videos and resumable: an existing
 output is skipped unless --overwrite (files are written atomically, so an interrupted run leaves no
 half file). A live source (camera, URL) runs until Ctrl-C, then writes what it has.
+With --cluster ray a dataset's videos are Ray tasks instead of a local process pool: `ray` starts
+Ray here (or joins RAY_ADDRESS), ray://HOST:PORT joins a cluster, whose nodes must see the dataset
+and the output folder at the same paths (needs pip install 'mespot[ray]').
 With --model the front-end (and the rate) is the one the model carries; a front-end option that
 contradicts it is refused. A model that names no front-end (older files) gets the default one.
 """
@@ -60,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"frame (default {REFLOW_PX}; 0: never; needs a similarity head motion)")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
                         help="parallel videos in dataset mode (default: CPU count, at most 4)")
+    parser.add_argument("--cluster", metavar="ray|ray://HOST:PORT",
+                        help="dataset mode: run the videos as Ray tasks (one CPU each) on this machine or a "
+                             "cluster instead of --workers local processes; resumable the same way")
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     return parser
@@ -140,6 +146,23 @@ def run_single(args, fps: float, source_opts: dict, frontend_opts: dict) -> int:
     return 0
 
 
+def _extract_in_processes(workers: int, calls: list[tuple], finished) -> None:
+    workers = max(1, min(workers, len(calls)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_extract_one, *call): k for k, call in enumerate(calls)}
+        for fut in as_completed(futures):
+            finished(futures[fut], fut.exception())
+
+
+def _extract_on_ray(address: str, calls: list[tuple], finished) -> None:
+    from mespot.serve.cluster import ClusterUnavailable, map_on_ray
+
+    try:
+        map_on_ray(_extract_one, calls, address=address, on_done=finished)
+    except ClusterUnavailable as exc:
+        raise InputError(str(exc)) from None
+
+
 def run_dataset(args, fps: float, image_fps: float, frontend_opts: dict) -> int:
     root = Path(args.source)
     videos = find_videos(root)
@@ -157,19 +180,20 @@ def run_dataset(args, fps: float, image_fps: float, frontend_opts: dict) -> int:
     todo = [(v, args.output / n) for n, v in names.items() if args.overwrite or not (args.output / n).exists()]
     skipped = len(videos) - len(todo)
     failures: list[str] = []
+    calls = [(str(v), str(out), fps, {"fps": image_fps} if v.is_dir() else {}, frontend_opts) for v, out in todo]
     with _progress(args.quiet) as progress:
         task = progress.add_task(f"extract {len(todo)} videos ({skipped} done before)", total=len(todo))
-        workers = max(1, min(args.workers, len(todo)))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_extract_one, str(v), str(out), fps,
-                                   {"fps": image_fps} if v.is_dir() else {}, frontend_opts): v
-                       for v, out in todo}
-            for fut in as_completed(futures):
-                try:
-                    fut.result()
-                except Exception as exc:   # one bad video must not stop the others; reported below
-                    failures.append(f"{futures[fut]}: {exc}")
-                progress.advance(task)
+
+        def finished(k: int, error: BaseException | None) -> None:
+            if error is not None:      # one bad video must not stop the others; reported below
+                failures.append(f"{todo[k][0]}: {error}")
+            progress.advance(task)
+
+        if args.cluster is not None:
+            if calls:
+                _extract_on_ray(args.cluster, calls, finished)
+        else:
+            _extract_in_processes(args.workers, calls, finished)
     print(f"{args.output}: {len(todo) - len(failures)} written, {skipped} skipped (already there), "
           f"{len(failures)} failed")
     for line in failures:
@@ -240,9 +264,13 @@ def main(argv: list[str] | None = None) -> int:
         from mespot.stream.sources import URL_SCHEMES
         if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):
             raise InputError(f"source {args.source!r} not found (not a file, folder, camera index or URL)")
+        if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
+            raise InputError(f"--cluster {args.cluster}: expected ray or ray://HOST:PORT")
         fps, frontend_opts = _frontend_opts(args, fps)
         if path.is_dir() and _is_dataset(path):
             return run_dataset(args, fps, args.image_fps, frontend_opts)
+        if args.cluster is not None:
+            raise InputError("--cluster spreads the videos of a dataset folder; one source runs here")
         source_opts = {"fps": args.image_fps} if path.is_dir() else {}
         return run_single(args, fps, source_opts, frontend_opts)
     except InputError as exc:

@@ -15,7 +15,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from mespot.cli import liveviews
+from mespot.cli import livemulti, liveviews
 from mespot.cli.args import at_least
 from mespot.engine.runtime.base import FORMATS
 from mespot.engine.runtime.precision import PRECISIONS
@@ -29,15 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spot-live", description=__doc__.splitlines()[0].replace("`", ""),
         epilog="Subscribe with `spot-sub` or any ZeroMQ SUB socket (docs/protocol.md). "
-               "Example: spot-live --camera 0 --record run.jsonl")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--camera", type=at_least(int, 0), metavar="N", help="camera index (e.g. 0)")
-    what.add_argument("--source", metavar="URL|FILE|DIR",
-                      help="an rtsp/http(s) URL, a video file, or a folder of images (natural order)")
+               "Example: spot-live --camera 0 --record run.jsonl. Several streams, one endpoint: "
+               "spot-live --camera 0 --source rtsp://cam/1, or --streams FILE.yaml (docs/scaling.md)")
+    what = p.add_argument_group("what to watch (one of)")
+    what.add_argument("--camera", type=at_least(int, 0), action=livemulti.AddInput, metavar="N",
+                      help="camera index (e.g. 0); repeat, or mix with --source, for several streams")
+    what.add_argument("--source", metavar="URL|FILE|DIR", action=livemulti.AddInput,
+                      help="an rtsp/http(s) URL, a video file, or a folder of images (natural order); "
+                           "repeat for several streams")
     what.add_argument("--demo", action="store_true",
                       help="generate a clip with planted expressions (public-domain face), stream it "
                            "(at its own pace while the dashboard shows), and compare what was found "
                            "with what was planted; no camera needed")
+    livemulti.add_arguments(p, what)
     p.add_argument("--model", type=Path, metavar="PATH",
                    help="model file: .onnx (onnx, tensorrt) or .pt checkpoint (torch); default: the shipped model")
     p.add_argument("--backend", choices=tuple(FORMATS), default="onnx",
@@ -73,9 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from mespot.cli.quiet import native_quiet
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    livemulti.check_choice(parser, args)
     try:
         with native_quiet(not args.verbose):
+            if livemulti.is_multi(args):
+                liveviews.refuse_multi(args)
+                return livemulti.run(args, _show_ui(args))
             return _run(args)
     except InputError as exc:
         print(f"spot-live: {exc}", file=sys.stderr)
@@ -133,14 +142,17 @@ def _show_ui(args) -> bool:
 
 
 def _stream_id(args, spec) -> str:
+    from mespot.serve.specs import derived_id
+    from mespot.stream.messages import check_stream_id
+
     if args.stream_id:
-        return args.stream_id
+        try:
+            return check_stream_id(args.stream_id)
+        except ValueError as exc:
+            raise InputError(f"--stream-id: {exc}") from None
     if args.demo:
         return f"demo_seed{args.demo_seed}"
-    if args.camera is not None:
-        return f"camera{args.camera}"
-    text = str(spec)
-    return Path(text).stem if "://" not in text else text
+    return derived_id(args.camera if args.camera is not None else str(spec))
 
 
 def _run(args) -> int:
@@ -212,7 +224,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
     pipeline.observers += views.observers
     if args.wait_subscriber > 0:
         with err.status(f"waiting up to {args.wait_subscriber:g} s for a subscriber on {args.pub}..."):
-            if not publisher.wait_for_subscriber(args.wait_subscriber):
+            if not publisher.wait_for_subscriber(args.wait_subscriber, stream=stream):
                 err.print(f"no subscriber after {args.wait_subscriber:g} s; streaming anyway")
     if dashboard is not None:
         dashboard.start()

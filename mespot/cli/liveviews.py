@@ -61,6 +61,14 @@ def check(args) -> None:
             raise InputError(f"cannot write {args.demo_gt}: folder {args.demo_gt.parent} does not exist")
 
 
+def refuse_multi(args) -> None:
+    """--view, --lsl and --demo-gt are for one stream; several streams run in worker processes."""
+    asked = [flag for flag, on in (("--view", args.view is not None), ("--lsl", args.lsl),
+                                   ("--demo-gt", args.demo_gt is not None)) if on]
+    if asked:
+        raise InputError(f"{', '.join(asked)} work with one stream, not several (docs/view.md)")
+
+
 def wants_pacing(args) -> bool:
     """A person watching a view sees the demo at its own pace, as with the dashboard."""
     return args.view in ("native", "web")

@@ -1,7 +1,9 @@
 """`spot-sub`: subscribe to a running `spot-live` and show (or save) the intervals it publishes.
 
-Stops when the publisher's final status says ended (or error), after --count intervals, after
+Stops when every stream's final status says ended (or error), after --count intervals, after
 --timeout seconds without a message, or on Ctrl-C; whatever was received is written out in all cases.
+A spot-live with several streams publishes them all on one endpoint; --stream ID (repeatable) takes
+only those (ZeroMQ filters them in the publisher, docs/protocol.md). The table names each row's stream.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"publisher to connect to, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
     p.add_argument("--topics", type=_topics, default=("interval",),
                    help=f"comma-separated topics to show and record, of {','.join(TOPICS)} (default interval)")
+    p.add_argument("--stream", action="append", metavar="ID", dest="streams",
+                   help="only this stream (repeat for several; default: every stream on the endpoint)")
     p.add_argument("--jsonl", type=Path, metavar="OUT", help="write every received message of --topics, one JSON per line")
     p.add_argument("--csv", type=Path, metavar="OUT",
                    help="write intervals as a MEGC proposal CSV: video_name,start_frame,end_frame,score,type_idx")
@@ -50,7 +54,7 @@ class _View:
 
     def __init__(self, live: bool) -> None:
         self.rows: deque[dict] = deque(maxlen=20)
-        self.last_status: dict | None = None
+        self.last_status: dict[str, dict] = {}          # per stream
         self.live = None
         if live:
             from rich.live import Live
@@ -70,10 +74,11 @@ class _View:
         return table
 
     def _caption(self) -> str:
-        s = self.last_status
-        if s is None:
+        if not self.last_status:
             return "waiting for the publisher's status"
-        return f"{s['state']}  {s['fps']:.1f} fps  face {'yes' if s['face_present'] else 'no'}"
+        return "\n".join(f"{sid}: {s['state']}  {s['fps']:.1f} fps  face {'yes' if s['face_present'] else 'no'}"
+                         + (f"  restarts {s['restarts']}" if s.get("restarts") else "")
+                         for sid, s in sorted(self.last_status.items()))
 
     def interval(self, message: dict) -> None:
         self.rows.append(message)
@@ -85,7 +90,7 @@ class _View:
                   f"delay {message['delay_ms']} ms", flush=True)
 
     def status(self, message: dict) -> None:
-        self.last_status = message
+        self.last_status[message["stream"]] = message
         if self.live is not None:
             self.live.update(self._render())
 
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # status is always subscribed: it carries the end of the stream.
         sub = Subscriber(args.endpoint, topics=tuple(wanted | {"status"}), timeout=args.timeout,
-                         until_ended=True)
+                         until_ended=True, streams=args.streams)
     except ValueError as exc:
         print(f"spot-sub: {exc}", file=sys.stderr)
         return 2

@@ -200,7 +200,7 @@ def _run_fit(args: argparse.Namespace, console: Console) -> int:
             progress.update(task, advance=1, status=f"loss {stats.loss:.4f}")
 
         model = train_model(segments, config.train, adjacency=adjacency, input_mean=mean, input_std=std,
-                            epochs=epochs, on_epoch=on_epoch)
+                            epochs=epochs, on_epoch=on_epoch, fps=config.fps)
     extra = {"trained_on_subjects": sorted({v.subject for v in videos}), "videos": len(videos),
              "segments": len(segments), "intervals": report.intervals_used,
              "annotations": str(args.annotations), "final_loss": losses[-1]}

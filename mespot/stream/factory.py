@@ -20,6 +20,7 @@ from mespot.stream.peakpicker import CausalPeakPicker
 from mespot.stream.pipeline import LivePipeline, PipelineObserver, RunSummary
 from mespot.stream.sinks import MessageBus, Sink
 from mespot.stream.sources import Source, open_source
+from mespot.stream.stages import ScoreEngine
 
 
 def pipeline_config(runtime, config: Config | None = None) -> Config:
@@ -52,7 +53,7 @@ class LiveStream:
     source: Source
     capture: CaptureThread
     frontend: FrontEnd
-    engine: OnlineEngine
+    engine: ScoreEngine
     picker: CausalPeakPicker
     bus: MessageBus
     pipeline: LivePipeline
@@ -73,22 +74,27 @@ class LiveStream:
 def build_pipeline(source: Source | str | int, runtime, *, config: Config | None = None,
                    sinks: Iterable[Sink] = (), stream: str = "stream", realtime: bool = False,
                    capture_policy: str | None = None, frontend_options: dict[str, Any] | None = None,
-                   observers: Iterable[PipelineObserver] = (), score_rate_hz: float = 10.0) -> LiveStream:
+                   observers: Iterable[PipelineObserver] = (), score_rate_hz: float = 10.0,
+                   run: int = 0, extra_status: dict[str, Any] | None = None,
+                   engine: ScoreEngine | None = None) -> LiveStream:
     """Assemble the live pipeline for `runtime` (shared, not closed here) on `source`.
 
     source: an open Source, or a spec for mespot.stream.sources.open_source (opened at the config's
     rate; `realtime` paces a file as a camera would). config: None for the model's own
     (pipeline_config). frontend_options: explicit front-end options (mespot.stream.frontconfig).
-    capture_policy: the CaptureThread's (None: its default for the source). Raises ConfigError,
+    capture_policy: the CaptureThread's (None: its default for the source). run, extra_status: the
+    MessageBus's (a supervised stream's restart count and status fields). engine: a ScoreEngine
+    in place of an OnlineEngine over `runtime` (a shared engine's client, mespot.serve.shared); the
+    runtime still gives the config and the front-end. Raises ConfigError,
     SourceError or FrontEndMismatch before anything runs.
     """
     config = pipeline_config(runtime, config)
     if not isinstance(source, Source):
         source = open_source(source, realtime=realtime, target_fps=config.fps)
     frontend = model_frontend(runtime, config.fps, frontend_options)
-    engine = OnlineEngine(runtime)
+    engine = OnlineEngine(runtime) if engine is None else engine
     picker = CausalPeakPicker(config)
-    bus = MessageBus(list(sinks), stream=stream)
+    bus = MessageBus(list(sinks), stream=stream, run=run, extra_status=extra_status)
     capture = CaptureThread(source, policy=capture_policy, start=False)     # starts with the run
     pipeline = LivePipeline(capture, frontend, engine, picker, bus, config=config, source=source,
                             score_rate_hz=score_rate_hz, observers=observers)

@@ -1,20 +1,26 @@
 """The published messages (docs/protocol.md is their specification): build, encode, decode.
 
-Every message is one JSON object sent as the ZeroMQ multipart [topic, json] and carries `schema`,
-`topic`, `stream` and a per-topic `seq` (0, 1, 2, ... per publisher, so a subscriber can count what
-it missed). Times: `*_time` are wall-clock Unix seconds at capture or emission; `*_ms` durations are
+Every message is one JSON object sent as the ZeroMQ multipart [key, json], where the key is
+`TOPIC/STREAM/` (routing_key), so a subscriber filters by topic (prefix `interval`) or by one stream
+(prefix `interval/camera0/`) with ZeroMQ's own prefix subscriptions. It carries `schema`, `topic`,
+`stream`, `run` (0, then one more each time a supervisor restarted the stream) and a per-topic `seq`
+(0, 1, 2, ... per stream run, so a subscriber can count what it missed). Times: `*_time` are wall-clock Unix seconds at capture or emission; `*_ms` durations are
 milliseconds. Frame numbers are the source's frame indices at the model rate (= feature indices).
 Pure Python: clients import this without numpy or the live stack.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 SCHEMA_VERSION = 1
 TOPICS = ("interval", "score", "status")
 STATES = ("running", "ended", "error")
+# Stream ids travel inside the routing key, so they may not contain its separator `/`.
+STREAM_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"
+_STREAM_ID = re.compile(STREAM_ID_PATTERN)
 
 
 class ProtocolError(ValueError):
@@ -54,15 +60,41 @@ def interval_message(interval, onset: FrameStamp | None, apex: FrameStamp | None
     }
 
 
-def encode(topic: str, stream: str, seq: int, body: dict[str, Any]) -> bytes:
+def check_stream_id(stream: str) -> str:
+    """`stream` if it is a valid id (1-64 of letters, digits, `_ . : -`, starting with a letter or
+    digit), else ValueError naming the rule."""
+    if not isinstance(stream, str) or _STREAM_ID.fullmatch(stream) is None:
+        raise ValueError(f"stream id {stream!r} is not 1-64 letters, digits or _ . : - "
+                         f"(starting with a letter or digit)")
+    return stream
+
+
+def stream_id_from(text: str) -> str:
+    """A valid stream id made from free text (a file stem, a URL): other characters become `_`."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.:-]+", "_", str(text)).strip("_.:-")[:64]
+    return cleaned or "stream"
+
+
+def routing_key(topic: str, stream: str) -> bytes:
+    """The first frame of a message: `TOPIC/STREAM/` (the closing `/` makes the prefix
+    `interval/cam1/` match cam1 only, not cam10)."""
+    return f"{topic}/{stream}/".encode()
+
+
+def encode(topic: str, stream: str, seq: int, body: dict[str, Any], run: int = 0) -> bytes:
     """The JSON payload: header fields first, then the body (compact, UTF-8)."""
-    message = {"schema": SCHEMA_VERSION, "topic": topic, "stream": stream, "seq": seq, **body}
+    message = {"schema": SCHEMA_VERSION, "topic": topic, "stream": stream, "run": int(run), "seq": seq, **body}
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
 
 
 def decode(topic: bytes | str, payload: bytes | str) -> dict[str, Any]:
-    """Parse and check one received message; raise ProtocolError naming the problem."""
-    topic = topic.decode(errors="replace") if isinstance(topic, bytes) else topic
+    """Parse and check one received message; raise ProtocolError naming the problem.
+
+    `topic` is the first frame: the routing key `TOPIC/STREAM/`, or a bare `TOPIC` (publishers
+    before routing keys); the key must agree with the message's own topic and stream."""
+    key = topic.decode(errors="replace") if isinstance(topic, bytes) else topic
+    topic, _, rest = key.partition("/")
+    key_stream = rest[:-1] if rest.endswith("/") else (rest or None)
     try:
         message = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -74,4 +106,6 @@ def decode(topic: bytes | str, payload: bytes | str) -> dict[str, Any]:
         raise ProtocolError(f"{topic}: schema {schema!r}, this client reads schema {SCHEMA_VERSION}")
     if message.get("topic") != topic:
         raise ProtocolError(f"frame topic {topic!r} but message topic {message.get('topic')!r}")
+    if key_stream is not None and message.get("stream") != key_stream:
+        raise ProtocolError(f"frame stream {key_stream!r} but message stream {message.get('stream')!r}")
     return message

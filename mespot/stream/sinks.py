@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Iterable
 
-from mespot.stream.messages import TOPICS, encode
+from mespot.stream.messages import TOPICS, check_stream_id, encode, routing_key
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 DEFAULT_HWM = 1000
@@ -45,6 +45,11 @@ class Sink(ABC):
     def write(self, topic: str, payload: bytes) -> None:
         """Pass one encoded message on; must never block the caller."""
 
+    def write_routed(self, key: bytes, topic: str, payload: bytes) -> None:
+        """Pass one message on with its routing key (`TOPIC/STREAM/`); sinks that do not route
+        (files) ignore the key."""
+        self.write(topic, payload)
+
     def flush(self) -> None:
         """Push out anything buffered."""
 
@@ -64,6 +69,8 @@ class Sink(ABC):
 
 class ZmqPublisher(Sink):
     """A publishing socket bound to `endpoint` (tcp:// or ipc://); XPUB, so it sees subscriptions.
+    With `connect=True` it connects to `endpoint` instead: the XSUB side of a bus proxy
+    (mespot.serve.bus), which forwards its subscribers' subscriptions to every connected publisher.
 
     Sends are non-blocking: a subscriber that stops reading fills its own queue up to `hwm`
     messages, after which ZeroMQ drops what would go to that subscriber only (silently, per
@@ -72,7 +79,7 @@ class ZmqPublisher(Sink):
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = DEFAULT_HWM,
-                 linger_ms: int = 1000) -> None:
+                 linger_ms: int = 1000, connect: bool = False) -> None:
         import zmq
 
         check_endpoint(endpoint)
@@ -89,7 +96,7 @@ class ZmqPublisher(Sink):
         self._prefixes: set[bytes] = set()
         self._socket.setsockopt(zmq.LINGER, self.linger_ms)
         try:
-            self._socket.bind(endpoint)
+            (self._socket.connect if connect else self._socket.bind)(endpoint)
         except zmq.ZMQError as exc:
             self._socket.close(linger=0)
             self._context.term()
@@ -100,6 +107,13 @@ class ZmqPublisher(Sink):
     def write(self, topic: str, payload: bytes) -> None:
         try:
             self._socket.send_multipart([topic.encode(), payload], flags=self._zmq.NOBLOCK)
+            self.sent += 1
+        except self._zmq.Again:
+            self.dropped += 1
+
+    def write_routed(self, key: bytes, topic: str, payload: bytes) -> None:
+        try:
+            self._socket.send_multipart([key, payload], flags=self._zmq.NOBLOCK)
             self.sent += 1
         except self._zmq.Again:
             self.dropped += 1
@@ -116,14 +130,15 @@ class ZmqPublisher(Sink):
                 self._prefixes.add(notice[1:])
         return self.subscriptions
 
-    def wait_for_subscriber(self, timeout_s: float, topic: str = "interval") -> bool:
-        """Block until some subscriber receives `topic`, at most `timeout_s`; True if one does.
+    def wait_for_subscriber(self, timeout_s: float, topic: str = "interval", stream: str | None = None) -> bool:
+        """Block until some subscriber receives `topic` (of `stream`, when given: a subscription
+        to that stream alone counts too), at most `timeout_s`; True if one does.
 
         ZeroMQ delivers nothing to a subscriber before its subscription arrives, so a run that must
         not lose its first messages (tests, recordings) waits here before streaming.
         """
         deadline = time.monotonic() + timeout_s
-        wanted = topic.encode()
+        wanted = routing_key(topic, stream) if stream is not None else topic.encode()
         while True:
             self.poll_subscriptions()
             if any(wanted.startswith(prefix) for prefix in self._prefixes):
@@ -187,21 +202,30 @@ class JsonlRecorder(Sink):
 
 
 class MessageBus:
-    """Numbers, encodes and fans out messages of one stream to its sinks."""
+    """Numbers, encodes and fans out messages of one stream to its sinks.
 
-    def __init__(self, sinks: Iterable[Sink], stream: str) -> None:
+    `run` is the stream's restart count under a supervisor (0 for its first run); `extra` fields
+    go into every `status` message (a supervised stream's restarts and the ids of its peers)."""
+
+    def __init__(self, sinks: Iterable[Sink], stream: str, *, run: int = 0, extra_status: dict | None = None) -> None:
         self.sinks = list(sinks)
-        self.stream = stream
+        self.stream = check_stream_id(stream)
+        self.run = int(run)
+        self.extra_status = dict(extra_status or {})
+        self._keys = {topic: routing_key(topic, stream) for topic in TOPICS}
         self._seq = {topic: 0 for topic in TOPICS}
         self._ended = False
 
     def publish(self, topic: str, body: dict) -> None:
         if topic not in self._seq:
             raise ValueError(f"unknown topic {topic!r}; valid: {', '.join(TOPICS)}")
-        payload = encode(topic, self.stream, self._seq[topic], body)
+        if topic == "status" and self.extra_status:
+            body = {**body, **self.extra_status}
+        payload = encode(topic, self.stream, self._seq[topic], body, run=self.run)
         self._seq[topic] += 1
+        key = self._keys[topic]
         for sink in self.sinks:
-            sink.write(topic, payload)
+            sink.write_routed(key, topic, payload)
 
     @property
     def dropped(self) -> int:

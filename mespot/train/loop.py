@@ -54,13 +54,14 @@ def make_model(train: TrainConfig, *, adjacency: np.ndarray, input_mean: tuple[f
 def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray,
                 input_mean: tuple[float, float], input_std: tuple[float, float],
                 macro_weight: float | None = None, epochs: int | None = None,
-                on_epoch: EpochCallback | None = None) -> AUWGCN:
+                on_epoch: EpochCallback | None = None, fps: float = 30.0) -> AUWGCN:
     """Train a fresh AUWGCN on `segments` for `epochs` (default train.epochs); returns it in eval mode.
 
     `on_epoch(epoch, model, stats)` runs after each epoch (0-based) with the model in eval mode;
     the model goes back to training mode afterwards. Seeded by train.seed (init and shuffling).
     With train.augment every batch's input is changed anew (mespot.train.augment) from its own
-    random stream, so the shuffling order is the same with and without it.
+    random stream, so the shuffling order is the same with and without it; `fps` (the features'
+    frame rate) times the added blinks.
     """
     if len(segments) == 0:
         raise ValueError("no training segments: no annotated expression inside the training videos "
@@ -91,7 +92,9 @@ def train_model(segments: Segments, train: TrainConfig, *, adjacency: np.ndarray
                 x = torch.from_numpy(augment_windows(x.numpy(), augment_rng, scale=train.augment_scale,
                                                      noise=train.augment_noise,
                                                      node_gain=train.augment_node_gain,
-                                                     rotate_deg=train.augment_rotate_deg))
+                                                     rotate_deg=train.augment_rotate_deg,
+                                                     blink_rate=train.augment_blink_rate,
+                                                     blink_px=train.augment_blink_px, fps=fps))
             logits = model(x)[:, :, c: c + length]
             loss, components = total_loss(logits, start_end[batch], apex[batch], action[batch],
                                           macro_weight, weight[batch])

@@ -105,7 +105,7 @@ def run_fold(subject: str, videos: list[VideoFeatures], annotations: AnnotationS
             on_epoch(stats, f1)
 
     train_model(segments, config.train, adjacency=adjacency, input_mean=mean, input_std=std,
-                epochs=selection.epochs, on_epoch=after_epoch)
+                epochs=selection.epochs, on_epoch=after_epoch, fps=config.fps)
     return FoldResult(subject=subject, videos=sorted(test_names), honest_epoch=selection.honest_epoch,
                       oracle_epoch=oracle_epoch(counts, selection.oracle_begin), counts=counts,
                       losses=losses, train_segments=len(segments),
