@@ -54,6 +54,9 @@ class FrameFeatures:
     # Frame periods the features cover: > 1 when the front-end bridged span-1 gap frames just before
     # this one; `features` is then the mean motion per frame period over the span.
     span: int = 1
+    # (468, 2) image pixels: the tracker's face-mesh points, for viewers (None: no face). A fresh
+    # array per frame that nobody writes after `process`, handed over by reference.
+    mesh: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

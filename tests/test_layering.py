@@ -9,7 +9,7 @@ import mespot
 
 PACKAGE = Path(mespot.__file__).resolve().parent
 # docs/architecture.md, top row first.
-LAYERS = (("cli",), ("bench", "client"), ("serve",), ("train", "export", "synth"), ("eval",), ("stream", "data"),
+LAYERS = (("cli",), ("bench", "client"), ("serve",), ("train", "export", "synth", "view"), ("eval",), ("stream", "data"),
           ("intervals",), ("engine",), ("featurefile", "files", "errors", "paths", "models"), ("config",), ("types",))
 FORBIDDEN_IN_STREAM = ("mespot.eval", "mespot.train", "mespot.export", "mespot.cli", "mespot.bench", "torch")
 

@@ -59,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paired runs (live loop, then its floor) in turn; the pair with the median ratio to "
                              "the floor is reported and every pair is kept in the JSON (default 3: on a shared "
                              "machine one pair's ratio moved between 1.37 and 1.60)")
+    parser.add_argument("--view", choices=("web", "rrd"),
+                        help="also run spot-live's rerun view (the 'view' extra) in every live loop: web (served on "
+                             "free ports, no browser attached) or rrd (saved to a temporary file); its frames shown "
+                             "and dropped go in the JSON (docs/view.md)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every figure as JSON")
     parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw the per-stage distributions")
     only = parser.add_mutually_exclusive_group()
@@ -99,6 +103,10 @@ def _check_args(args) -> list[str]:
             import matplotlib  # noqa: F401
         except ImportError:
             raise InputError("--plot needs matplotlib (pip install matplotlib)") from None
+    if getattr(args, "view", None) is not None:
+        from mespot.view import require
+
+        require("rerun", "view", "--view")
     return parse_backends(args.backend)
 
 
@@ -119,6 +127,14 @@ def evaluate_targets(result: dict) -> list[dict]:
     return out
 
 
+def _view_target(args) -> str | None:
+    if getattr(args, "view", None) is None:
+        return None
+    if args.view == "web":
+        return "web"
+    return str(Path(args._view_dir) / "view.rrd")
+
+
 def _run_backend(spec, models, source, args, progress, fps: float) -> dict:
     from mespot.bench.liveloop import open_bench_runtime, run_live_loop, time_model_alone
 
@@ -127,7 +143,8 @@ def _run_backend(spec, models, source, args, progress, fps: float) -> dict:
     modes = [m for m, skip in (("realtime", args.fast_only), ("fast", args.realtime_only)) if not skip]
     for mode in modes:
         task = progress.add_task(f"{spec}: live loop, {mode}", total=args.frames)
-        loop = run_live_loop(source, runtime, realtime=mode == "realtime", max_frames=args.frames, progress=lambda: progress.advance(task))
+        loop = run_live_loop(source, runtime, realtime=mode == "realtime", max_frames=args.frames,
+                             progress=lambda: progress.advance(task), view=_view_target(args))
         out[mode] = loop.to_dict()
         out[f"_{mode}_stage_ms"] = loop.stage_ms          # raw values for the plot, not written
     task = progress.add_task(f"{spec}: model alone", total=None)
@@ -184,6 +201,7 @@ def compose(backends: dict, physical: dict, *, source: str, models, machine: dic
         "realtime_fps": b["realtime"]["fps"] if "realtime" in b else None,
         "frames": main["frames"],
         "dropped": main["dropped"],
+        "view": main.get("view"),
         "cpu_ms_per_frame": main["cpu_ms_per_frame"],
         # how many such streams the cores could carry by CPU time alone (an upper bound: no contention)
         "streams_by_cpu_time": (int(machine["cores"] // main["cpu_cores_busy"])
@@ -195,7 +213,7 @@ def compose(backends: dict, physical: dict, *, source: str, models, machine: dic
         "machine": machine,
         "load_avg_end": load_average(),
         "settings": {"frames": args.frames, "fps": fps, "backends": list(backends),
-                     "model_calls": args.model_calls, "seed": args.seed},
+                     "model_calls": args.model_calls, "seed": args.seed, "view": getattr(args, "view", None)},
     }
     if first == TARGET_BACKEND and result["mode"] == "realtime":
         result["targets"] = evaluate_targets(result)
@@ -253,6 +271,10 @@ def print_report(console, result: dict, backends: dict) -> None:
     table.add_row("frames / dropped", *(f"{backends[k][m]['frames']} / {backends[k][m]['dropped']}" for k, m in runs))
     table.add_row("throughput fps", *(f"{backends[k][m]['fps']:.1f}" for k, m in runs))
     table.add_row("CPU ms / frame", *(f"{backends[k][m]['cpu_ms_per_frame']}" for k, m in runs))
+    if any("view" in backends[k][m] for k, m in runs):
+        table.add_row("view shown / dropped", *(f"{backends[k][m]['view']['frames_shown']} / "
+                                                f"{backends[k][m]['view']['dropped']}" if "view" in backends[k][m]
+                                                else "-" for k, m in runs))
     console.print(table)
     for k in ran:
         p = backends[k]["model_alone"]
@@ -351,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
     machine = describe_machine()
     fps = load_config("live").fps            # spot-live's default rate: camera and model
     with tempfile.TemporaryDirectory(prefix="mespot-bench-") as tmp:
+        args._view_dir = tmp
         try:
             models = resolve_models(args.model, args.checkpoint, Path(tmp))
             if args.source:

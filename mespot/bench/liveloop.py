@@ -191,6 +191,7 @@ class LoopResult:
     source_stats: dict[str, int]
     drop_times_s: list[float]
     cpu_s: float                 # CPU time of the whole process (every thread) during the run
+    view: dict | None = None     # with a rerun view: frames it showed and dropped (mespot.view.live_view)
 
     @property
     def fps(self) -> float:
@@ -216,18 +217,21 @@ class LoopResult:
                                                zip(ms["end_to_end"], ms["landmarks"], ms["flow"])),
             "event_delay": {"intervals": len(self.event_delay_ms), **summarize(self.event_delay_ms)},
         }
+        if self.view is not None:
+            out["view"] = self.view
         if with_events:
             out["events"] = self.events
         return out
 
 
 def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int | None = None, endpoint: str = "tcp://127.0.0.1:*",
-                  stream: str = BENCH_STREAM, progress=None) -> LoopResult:
+                  stream: str = BENCH_STREAM, progress=None, view: str | None = None) -> LoopResult:
     """Run the live loop once over `source_spec` with `runtime` (shared, not closed here).
 
     Built by the factory spot-live uses (mespot.stream.factory.build_pipeline), so with the model's
     own config, front-end and spot-live's default score rate; `progress()` is called after each
-    frame (progress bars).
+    frame (progress bars). `view`: also run spot-live's rerun view, as `--view` does: 'web' (served
+    on free ports, no browser attached) or a FILE.rrd path (mespot.view.live_view).
     """
     from mespot.stream.factory import build_pipeline
     from mespot.stream.sinks import ZmqPublisher
@@ -239,8 +243,21 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int 
                             capture_policy="drop_oldest" if realtime else "block",
                             observers=[recorder]) as live:
             recorder.pipeline = live.pipeline
+            shown = None
+            if view is not None:
+                from mespot.view.live_view import free_port, open_live_view
+
+                shown = open_live_view(view, stream=stream, config=live.config, frontend=live.frontend.config(),
+                                       web_port=free_port())
+                shown.start()
+                live.pipeline.observers.append(shown)
             cpu0 = time.process_time()
-            summary = live.run()
+            try:
+                summary = live.run()
+            finally:
+                if shown is not None:
+                    shown.close()
+                    shown.shutdown()
             cpu_s = time.process_time() - cpu0
     finally:
         publisher.close()
@@ -248,4 +265,7 @@ def run_live_loop(source_spec: str, runtime, *, realtime: bool, max_frames: int 
                       seconds=summary.seconds, dropped=dict(summary.dropped),
                       stage_ms=recorder.stage_ms, event_delay_ms=recorder.event_delay_ms,
                       events=recorder.events, source_stats=dict(live.source.stats),
-                      drop_times_s=recorder.drop_times_s, cpu_s=cpu_s)
+                      drop_times_s=recorder.drop_times_s, cpu_s=cpu_s,
+                      view=None if shown is None else {"target": view, "frames_shown": shown.frames_logged,
+                                                       "dropped": shown.dropped_frames,
+                                                       "dropped_rows": shown.dropped_rows})

@@ -15,7 +15,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from mespot.cli import livemulti
+from mespot.cli import livemulti, liveviews
 from mespot.cli.args import at_least
 from mespot.engine.runtime.base import FORMATS
 from mespot.engine.runtime.precision import PRECISIONS
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-seed", type=int, default=0, metavar="N", help="seed of the --demo clip (default 0)")
     p.add_argument("--verbose", action="store_true",
                    help="also show what the native libraries print (MediaPipe, TensorFlow Lite, FFmpeg, OpenCV)")
+    liveviews.add_arguments(p)
     return p
 
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with native_quiet(not args.verbose):
             if livemulti.is_multi(args):
+                liveviews.refuse_multi(args)
                 return livemulti.run(args, _show_ui(args))
             return _run(args)
     except InputError as exc:
@@ -159,6 +161,7 @@ def _run(args) -> int:
     err = Console(stderr=True)
     out = Console(soft_wrap=True)
     with ExitStack() as stack:
+        liveviews.check(args)
         publisher, sinks = _open_sinks(args, stack)       # first: a busy port fails before slow loading
         config, runtime, model_path = _load(args)
         measured = runtime.describe().get("precision_error")
@@ -172,12 +175,14 @@ def _run(args) -> int:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mespot-demo-"))
             with err.status("rendering the demo clip (planted expressions on a public-domain face)..."):
                 spec, planted = make_demo_clip(folder, seed=args.demo_seed)
+            liveviews.write_demo_gt(args, spec)
         else:
             spec = args.camera if args.camera is not None else args.source
-        summary, stream = _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stack)
+        summary, stream, views = _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stack)
         _print_summary(summary, stream, args, out)
         if planted is not None:
             _print_demo(planted, summary.intervals, out)
+        views.linger(err)
         return 0 if summary.state == "ended" else 1
 
 
@@ -189,7 +194,7 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
 
     try:
         # A person watching the demo's dashboard sees it at the clip's own pace.
-        realtime = args.realtime or (args.demo and _show_ui(args))
+        realtime = args.realtime or (args.demo and (_show_ui(args) or liveviews.wants_pacing(args)))
         source = open_source(spec, realtime=realtime, target_fps=config.fps)
     except SourceError as exc:
         raise InputError(str(exc)) from None
@@ -214,6 +219,9 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
             raise InputError(f"cannot build the face tracker: {exc}") from None
         runtime.warm_up()
     pipeline = live.pipeline
+    views = liveviews.open_views(args, stream=stream, config=config, frontend=live.frontend.config(), err=err)
+    stack.callback(views.shutdown)
+    pipeline.observers += views.observers
     if args.wait_subscriber > 0:
         with err.status(f"waiting up to {args.wait_subscriber:g} s for a subscriber on {args.pub}..."):
             if not publisher.wait_for_subscriber(args.wait_subscriber, stream=stream):
@@ -239,10 +247,11 @@ def _stream(args, config, runtime, model_path, spec, publisher, sinks, err, stac
         if dashboard is not None:
             dashboard.stop()
         live.close()
+        views.close(err)
     if failure:
         exc = failure[0]
         err.print(f"[red]spot-live: stopped by an error: {type(exc).__name__}: {exc}[/red]")
-    return pipeline.summary, stream
+    return pipeline.summary, stream, views
 
 
 def _stop_on_signals(pipeline):

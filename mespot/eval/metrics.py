@@ -111,15 +111,23 @@ def _matching(edges: list[list[int]], n_right: int) -> list[int]:
 def found_ground_truth(gts: list[Span], preds: list[Span]) -> list[bool]:
     """Per ground truth of one video: matched by a prediction of its kind in the maximum one-to-one
     matching of the MEGC rule (the matching whose size is the true-positive count)."""
-    found = [False] * len(gts)
+    return match_flags(gts, preds)[0]
+
+
+def match_flags(gts: list[Span], preds: list[Span]) -> tuple[list[bool], list[bool]]:
+    """One video under the MEGC rule: (per ground truth: found, i.e. not a false negative; per
+    prediction: a true positive, else a false positive), from the one maximum one-to-one matching
+    per kind whose size `match` counts as tp."""
+    found, true = [False] * len(gts), [False] * len(preds)
     for kind in KINDS:
         left = [k for k, g in enumerate(gts) if g.kind == kind]
-        right = [p for p in preds if p.kind == kind]
-        edges = [[j for j, p in enumerate(right) if _is_match(gts[k], p, "megc")] for k in left]
-        for owner in _matching(edges, len(right)):
+        right = [j for j, p in enumerate(preds) if p.kind == kind]
+        edges = [[r for r, j in enumerate(right) if _is_match(gts[k], preds[j], "megc")] for k in left]
+        for r, owner in enumerate(_matching(edges, len(right))):
             if owner >= 0:
                 found[left[owner]] = True
-    return found
+                true[right[r]] = True
+    return found, true
 
 
 def _matched(gts: list[Span], preds: list[Span], rule: str) -> int:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import cv2
@@ -205,10 +205,11 @@ class FrontEnd:
                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         return self._crop_undone
 
-    def _invalid(self, frame: Frame, stage_ms: dict, centres: np.ndarray | None = None) -> FrameFeatures:
+    def _invalid(self, frame: Frame, stage_ms: dict, centres: np.ndarray | None = None,
+                 mesh: np.ndarray | None = None) -> FrameFeatures:
         return FrameFeatures(index=frame.index, features=np.zeros((N_ROIS, 2), np.float32), valid=False,
                              t_source=frame.t_source, t_monotonic=frame.t_monotonic,
-                             roi_centres=centres, stage_ms=stage_ms)
+                             roi_centres=centres, stage_ms=stage_ms, mesh=mesh)
 
     def _continues(self, frame: Frame) -> bool:
         prev = self._prev
@@ -261,12 +262,12 @@ class FrontEnd:
         if not inside or eye_distance < 8.0:
             self._restart()
             stage_ms["align"] = (time.perf_counter() - t1) * 1e3
-            return self._invalid(frame, stage_ms, roi_image)
+            return self._invalid(frame, stage_ms, roi_image, mesh)
 
         if not continues:
             self._keep(frame, eye_centre, eye_distance)
             stage_ms["align"] = (time.perf_counter() - t1) * 1e3
-            return self._invalid(frame, stage_ms, roi_image)
+            return self._invalid(frame, stage_ms, roi_image, mesh)
         matrix = self.aligner.transform(pts[_ALIGN])
         prev_crop, crop, patch = self._crops(image, matrix)
         crop_pts = apply_transform(matrix, pts)
@@ -295,7 +296,7 @@ class FrontEnd:
         stage_ms["roi"] = (time.perf_counter() - t3) * 1e3 - reflow_ms
         return FrameFeatures(index=frame.index, features=features, valid=True, t_source=frame.t_source,
                              t_monotonic=frame.t_monotonic, roi_centres=roi_image, stage_ms=stage_ms,
-                             span=span)
+                             span=span, mesh=mesh)
 
 
 def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int, int | None], None] | None = None,
@@ -319,7 +320,7 @@ def extract_features(source_spec, *, fps: float = 30.0, progress: Callable[[int,
     try:
         with CaptureThread(source, policy="block") as capture:
             for frame in capture:
-                rows.append(frontend.process(frame))
+                rows.append(replace(frontend.process(frame), mesh=None))    # the file keeps no mesh
                 if progress is not None:
                     progress(len(rows), total)
     except KeyboardInterrupt:

@@ -50,7 +50,11 @@ HEALTHY_GAP_S = 2.0          # no frame for longer than this: the source is repo
 class FrameRecord:
     """What happened to one frame. stage_ms has exactly the keys of STAGES; `features` is what the
     front-end made of it ((12, 2) float32, zeros where not valid; owned by the record), so an
-    observer (the accuracy bench, a viewer) needs nothing wrapped around the front-end."""
+    observer (the accuracy bench, a viewer) needs nothing wrapped around the front-end.
+
+    For viewers (mespot.view), by reference and read-only, never copied by the loop: `image` the
+    frame's BGR image (None for a gap), `mesh` the face-mesh points and `roi_centres` the 12 ROI
+    centres, both in image pixels (None without a face)."""
 
     index: int
     valid: bool
@@ -60,6 +64,9 @@ class FrameRecord:
     stage_ms: dict[str, float]
     probs: tuple[tuple[int, np.ndarray], ...]     # (feature index, (8,) row) decided at this frame
     intervals: tuple[Interval, ...]                # intervals published at this frame
+    image: np.ndarray | None = None
+    mesh: np.ndarray | None = None
+    roi_centres: np.ndarray | None = None
 
 
 class PipelineObserver:
@@ -73,6 +80,10 @@ class PipelineObserver:
 
     def on_status(self, message: dict) -> None:
         pass
+
+    def on_flush(self, probs: tuple[tuple[int, np.ndarray], ...]) -> None:
+        """The rows the engine emitted at the end of the stream, which belong to no frame: with
+        every FrameRecord.probs, each valid index's row exactly once. Before its intervals."""
 
 
 @dataclass
@@ -191,6 +202,8 @@ class LivePipeline:
                     continue
                 self._process(frame)
             rows = self.engine.flush()
+            for observer in self.observers:
+                observer.on_flush(tuple(rows))
             if self.score_period_s is not None:
                 self._add_scores(rows)
             self._publish_intervals(self._decide(rows, end_run=False) + self.picker.flush())
@@ -247,7 +260,8 @@ class LivePipeline:
         stage_ms["end_to_end"] = (t_done - frame.t_monotonic) * 1000.0
         self._stage_log.add(stage_ms)
         record = FrameRecord(features.index, bool(features.valid), features.features, self._face_present,
-                             frame.t_monotonic, stage_ms, tuple(rows), tuple(intervals))
+                             frame.t_monotonic, stage_ms, tuple(rows), tuple(intervals),
+                             image=frame.image, mesh=features.mesh, roi_centres=features.roi_centres)
         for observer in self.observers:
             observer.on_frame(record)
 
