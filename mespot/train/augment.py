@@ -29,7 +29,7 @@ import numpy as np
 # nose and lip-centre ROIs 6, 7, 9, 11 map to themselves).
 MIRROR_ROIS = np.array([5, 4, 3, 2, 1, 0, 6, 7, 10, 9, 8, 11])
 # The ROIs a blink can move: the brows (0-2 one side, 3-5 the other, 2 and 3 innermost) and the nose
-# root (6). The mouth ROIs 7-11 are too far from the lids.
+# root (6). The mouth ROIs 7-11 are too far from the lids to be dragged; only the leak moves them.
 BLINK_ROIS = slice(0, 7)
 
 
@@ -60,9 +60,8 @@ def add_blinks(out: np.ndarray, present: np.ndarray, rng: np.random.Generator, *
     second), each at a random frame, peak drag log-uniform in `px` (pixels of the aligned crop),
     shared by both brows and the nose root, each ROI its own share in 0..1 (the other side within
     20 % of its mirror ROI's), from shares drawn apart to one share for the whole upper face, mostly
-    downward (each ROI turned by up to 25 degrees); a share in 0..0.5 of
-    it is taken from all 12 ROIs (the head-motion leak). Only frames that hold features (`present`,
-    (N, T)) move."""
+    downward (each ROI turned by up to 25 degrees); a share in 0..0.5 of it is taken from all 12
+    ROIs (the head-motion leak). Only frames that hold features (`present`, (N, T)) move."""
     n, t = out.shape[:2]
     counts = rng.poisson(rate * t / fps, n)
     for w in np.flatnonzero(counts):
