@@ -25,7 +25,7 @@ from mespot.serve.supervisor import Supervisor  # noqa: E402
 from mespot.serve.worker import Job  # noqa: E402
 from mespot.stream.messages import TOPICS  # noqa: E402
 
-CLIP_FRAMES = 300            # 10 s played in real time: time to kill the actor and see it back
+CLIP_FRAMES = 600            # 20 s played in real time: time to kill the actor and see it back, under load too
 
 
 @pytest.fixture(scope="module")
