@@ -142,6 +142,8 @@ def measured_points(paths: list[Path]) -> list[dict]:
     points = []
     for path in paths:
         result = json.loads(path.read_text())
+        if "modes" not in result:          # --inference-only results: no camera streams to place
+            continue
         cpus = result.get("cpus_usable") or result["machine"]["cores"]
         for mode, m in result["modes"].items():
             trials = m["trials"]
