@@ -454,8 +454,11 @@ def test_scaling_simulates_from_the_least_loaded_run_and_draws(tmp_path):
                                                      "trials": [{"load_avg": [load, 0, 0]}]}}}))
         return path
 
+    inference_only = tmp_path / "streams_inference.json"       # matched by bench/streams_*.json too
+    inference_only.write_text(json.dumps({"bench": "streams-inference", "backends": {}}))
     points = measured_points([run("a.json", "ray", 2, 5, 4.0), run("b.json", "ray", 2, 2, 7.0),
-                              run("c.json", "ray", 1, 3, 1.0)])
+                              run("c.json", "ray", 1, 3, 1.0), inference_only])
+    assert len(points) == 3
     curves = simulate(points)
     assert curves["ray"]["per_cpu"] == 2.5 and curves["ray"]["streams"][8] == 20
     load = per_camera_load()
