@@ -37,25 +37,6 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    from mespot.models import ModelNotFound, default_model_path
-
-    try:
-        return default_model_path()
-    except ModelNotFound:
-        import torch
-
-        from mespot.config import load_config
-        from mespot.engine.model import AUWGCN
-        from mespot.export.onnx import export_onnx
-
-        torch.manual_seed(0)
-        path = tmp_path_factory.mktemp("model") / "random.onnx"
-        export_onnx(AUWGCN().eval(), path, config=load_config("live"), fps=30.0)
-        return path
-
-
 def _reference(clip: Path, model: Path):
     """Intervals of an uninterrupted single-stream run of `clip` (read as fast as possible)."""
     from mespot.engine.runtime import open_runtime

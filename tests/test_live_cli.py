@@ -14,7 +14,6 @@ import pytest
 from helpers import free_tcp_endpoint
 from mespot.cli.live import demo_matches
 from mespot.cli.live import main as live_main
-from mespot.config import load_config
 from mespot.stream.sinks import ZmqPublisher
 from mespot.types import Interval
 
@@ -27,25 +26,6 @@ def test_demo_matching_pairs_each_planted_with_its_best_detection():
 
 
 # -- spot-live itself ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    """The shipped model when present, else a freshly initialised AUW-GCN exported to ONNX."""
-    from mespot.models import ModelNotFound, default_model_path
-
-    try:
-        return default_model_path()
-    except ModelNotFound:
-        import torch
-
-        from mespot.engine.model import AUWGCN
-        from mespot.export.onnx import export_onnx
-
-        torch.manual_seed(0)
-        path = tmp_path_factory.mktemp("model") / "random.onnx"
-        export_onnx(AUWGCN().eval(), path, config=load_config("live"), fps=30.0)
-        return path
-
 
 def _spot_live(*args, **popen):
     return subprocess.Popen([sys.executable, "-m", "mespot.cli.live", *map(str, args)],

@@ -212,25 +212,6 @@ def clips(tmp_path_factory) -> list[Path]:
     return [render_bench_clip(folder / f"clip{seed}.mp4", 90, seed=seed)[0] for seed in (1, 2)]
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    from mespot.models import ModelNotFound, default_model_path
-
-    try:
-        return default_model_path()
-    except ModelNotFound:
-        import torch
-
-        from mespot.config import load_config
-        from mespot.engine.model import AUWGCN
-        from mespot.export.onnx import export_onnx
-
-        torch.manual_seed(0)
-        path = tmp_path_factory.mktemp("model") / "random.onnx"
-        export_onnx(AUWGCN().eval(), path, config=load_config("live"), fps=30.0)
-        return path
-
-
 def _spot_live(*args):
     return subprocess.run([sys.executable, "-m", "mespot.cli.live", *map(str, args)], capture_output=True,
                           text=True, timeout=600)
