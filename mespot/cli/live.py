@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mespot.cli import livemulti, liveviews
 from mespot.cli.args import at_least
+from mespot.cli.modelargs import load_model
 from mespot.engine.runtime.base import FORMATS
 from mespot.engine.runtime.precision import PRECISIONS
 from mespot.errors import InputError
@@ -94,33 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _load(args):
-    """Config, runtime and model path, with every user error turned into an InputError.
-
-    Without --config the model's own config (carried in its metadata) is used, so its rate and
-    decoding parameters travel with it; --config overrides the decoding but must keep the rate.
-    """
-    from mespot.config import ConfigError, load_config
-    from mespot.engine.runtime import RuntimeUnavailable, open_runtime
-    from mespot.models import ModelNotFound, default_model_path
-    from mespot.stream.factory import pipeline_config
-
-    try:
-        config = load_config(args.config) if args.config is not None else None
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-    try:
-        model_path = args.model if args.model is not None else default_model_path(args.backend)
-        runtime = open_runtime(model_path, args.backend, args.device, precision=args.precision)
-    except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
-        raise InputError(str(exc)) from None
-    try:
-        config = pipeline_config(runtime, config)
-    except ConfigError as exc:
-        raise InputError(f"model {model_path}: {exc}{'' if args.config is None else ' (--config)'}") from None
-    return config, runtime, model_path
-
-
 def _open_sinks(args, stack: ExitStack):
     from mespot.stream.sinks import JsonlRecorder, PublishError, ZmqPublisher
 
@@ -163,7 +137,7 @@ def _run(args) -> int:
     with ExitStack() as stack:
         liveviews.check(args)
         publisher, sinks = _open_sinks(args, stack)       # first: a busy port fails before slow loading
-        config, runtime, model_path = _load(args)
+        config, runtime, model_path = load_model(args)
         measured = runtime.describe().get("precision_error")
         if measured is not None and measured["precision"] == "fp32":   # a reduced one is logged as a warning
             err.print(f"{runtime.name} on {runtime.device} in {measured['precision']}: probabilities within "

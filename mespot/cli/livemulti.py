@@ -14,6 +14,7 @@ import signal
 import threading
 
 from mespot.cli.args import at_least
+from mespot.cli.modelargs import load_model
 from mespot.errors import InputError
 
 RAY_ADDRESS_HINT = "ray (this machine, or RAY_ADDRESS) or ray://HOST:PORT"
@@ -113,7 +114,8 @@ def run(args, show_ui: bool) -> int:
     if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
         raise InputError(f"--cluster {args.cluster}: expected {RAY_ADDRESS_HINT}")
     specs = _specs(args)
-    model, runtime = _model_path(args)
+    _, runtime, model = load_model(args)    # once here: a bad model is one line, not one per stream
+    model = model.resolve()
     try:
         recorder = JsonlRecorder(args.record) if args.record is not None else None
         proxy = BusProxy(args.pub, inner=_bus_in(args), hwm=args.hwm)
@@ -181,26 +183,6 @@ def run(args, show_ui: bool) -> int:
     if args.record is not None:
         out.print(f"recorded every message of every stream to {args.record}")
     return 0 if all(o.state == "ended" for o in outcomes.values()) else 1
-
-
-def _model_path(args):
-    """The model file, checked once here so a bad one is one line, not one per stream."""
-    from mespot.engine.runtime import RuntimeUnavailable, open_runtime
-    from mespot.models import ModelNotFound, default_model_path
-
-    try:
-        path = args.model if args.model is not None else default_model_path(args.backend)
-        runtime = open_runtime(path, args.backend, args.device, precision=args.precision)
-    except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable) as exc:
-        raise InputError(str(exc)) from None
-    from mespot.config import ConfigError, load_config
-    from mespot.stream.factory import pipeline_config
-
-    try:
-        pipeline_config(runtime, load_config(args.config) if args.config else None)
-    except ConfigError as exc:
-        raise InputError(f"model {path}: {exc}{'' if args.config is None else ' (--config)'}") from None
-    return path.resolve(), runtime
 
 
 def _stop_on_signals(supervisor):
