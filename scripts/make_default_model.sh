@@ -57,26 +57,17 @@ VARIANTS="$T/luispedro.jpg,$T/luispedro.jpg~mirror,$T~mix1-3"
 
 STANDARD="$F/multi_face_left.png,$F/grace_hopper_mirror.png,$T/luispedro.jpg,$F/multi_face_left_mirror.png,$F/grace_hopper.png,$T/luispedro.jpg~mirror"
 
-render() {   # render NAME RENDERER VARIETY IDENTITIES VIDEOS MINUTES SEED
-    "$BIN/spot-synth" --out "$WORK/$1_$2" --renderer "$2" --variety "$3" --identities "$4" \
-        --videos "$5" --minutes "$6" --seed "$7" $RATES --quiet
+render() {   # render NAME VARIETY IDENTITIES VIDEOS MINUTES SEED: both renderers at once, same timelines
+    for R in gaussian piecewise; do
+        "$BIN/spot-synth" --out "$WORK/$1_$R" --renderer "$R" --variety "$2" --identities "$3" \
+            --videos "$4" --minutes "$5" --seed "$6" $RATES --quiet &
+    done
+    wait
 }
-for R in gaussian piecewise; do
-    render plain "$R" wide "$PLAIN" 16 1.5 201 &
-done
-wait
-for R in gaussian piecewise; do
-    render variants "$R" wide "$VARIANTS" 20 1 301 &
-done
-wait
-for R in gaussian piecewise; do
-    render standard "$R" standard "$STANDARD" 12 1 401 &
-done
-wait
-for R in gaussian piecewise; do
-    render standard2 "$R" standard "$STANDARD,$T~mix1-3" 20 1 501 &
-done
-wait
+render plain wide "$PLAIN" 16 1.5 201
+render variants wide "$VARIANTS" 20 1 301
+render standard standard "$STANDARD" 12 1 401
+render standard2 standard "$STANDARD,$T~mix1-3" 20 1 501
 for D in "$WORK"/plain_* "$WORK"/variants_* "$WORK"/standard_* "$WORK"/standard2_*; do
     "$BIN/spot-extract" "$D/videos" -o "$D/features" --workers 2 --quiet
 done
