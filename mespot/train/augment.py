@@ -93,13 +93,13 @@ def augment_windows(features: np.ndarray, rng: np.random.Generator, *, scale: tu
     noise; `rng` makes it reproducible.
     """
     n = len(features)
+    present = np.any(features != 0, axis=(2, 3))          # (N, T): frames inside the run
     factor = np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]), n)).astype(np.float32)
     out = features * factor[:, None, None, None]
     flip = rng.random(n) < 0.5
     out[flip] = mirror_features(out[flip])
     if noise > 0:
-        present = np.any(features != 0, axis=(2, 3))[:, :, None, None]
-        out = out + present * rng.normal(0.0, noise, out.shape).astype(np.float32)
+        out = out + present[:, :, None, None] * rng.normal(0.0, noise, out.shape).astype(np.float32)
     if node_gain > 1.0:      # drawn after the others, so the old augmentations keep their draws
         gain = np.exp(rng.uniform(-np.log(node_gain), np.log(node_gain), (n, 1, out.shape[2], 1)))
         out = out * gain.astype(np.float32)
@@ -111,5 +111,5 @@ def augment_windows(features: np.ndarray, rng: np.random.Generator, *, scale: tu
         out[..., 1] = sin * x + cos * y
     if blink_rate > 0:
         out = out.astype(np.float32, copy=False)
-        add_blinks(out, np.any(features != 0, axis=(2, 3)), rng, rate=blink_rate, px=blink_px, fps=fps)
+        add_blinks(out, present, rng, rate=blink_rate, px=blink_px, fps=fps)
     return out.astype(np.float32, copy=False)
