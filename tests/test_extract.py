@@ -63,3 +63,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("spot-extract: error:") and message in err and "\n" not in err
+
+
+def test_native_start_up_chatter_is_hidden_unless_verbose(tmp_path):
+    """MediaPipe and TensorFlow Lite write to descriptor 2 as they start: hidden by default (in
+    the pool's workers too, which inherit the descriptor), shown with --verbose."""
+    import subprocess
+    import sys
+
+    write_video(tmp_path / "data" / "s1" / "v.avi", 6)
+
+    def extract(*extra):
+        return subprocess.run([sys.executable, "-m", "mespot.cli.extract", str(tmp_path / "data"), "-o",
+                               str(tmp_path / f"out{len(extra)}"), "--quiet", "--workers", "1", *extra],
+                              capture_output=True, text=True, timeout=300)
+
+    verbose = extract("--verbose")
+    assert verbose.returncode == 0 and "TensorFlow Lite" in verbose.stderr, verbose.stderr
+    quiet = extract()
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "cluster instead of --workers local processes; resumable the same way")
     parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show what the native libraries print (MediaPipe, TensorFlow Lite, FFmpeg, OpenCV)")
     return parser
 
 
@@ -247,35 +249,42 @@ def _frontend_opts(args, fps: float | None) -> tuple[float, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mespot.cli.quiet import native_quiet
+
     args = build_parser().parse_args(argv)
     try:
-        fps = args.fps
-        if fps is None and args.model is None:
-            from mespot.config import ConfigError, load_config
-            try:
-                fps = load_config(args.config).fps
-            except ConfigError as exc:
-                raise InputError(str(exc)) from None
-        if (fps is not None and fps <= 0) or args.image_fps <= 0:
-            raise InputError("--fps and --image-fps must be positive")
-        if args.crop_size is not None and not 64 <= args.crop_size <= 512:
-            raise InputError(f"--crop-size must be in 64..512, got {args.crop_size}")
-        path = Path(args.source)
-        from mespot.stream.sources import URL_SCHEMES
-        if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):
-            raise InputError(f"source {args.source!r} not found (not a file, folder, camera index or URL)")
-        if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
-            raise InputError(f"--cluster {args.cluster}: expected ray or ray://HOST:PORT")
-        fps, frontend_opts = _frontend_opts(args, fps)
-        if path.is_dir() and _is_dataset(path):
-            return run_dataset(args, fps, args.image_fps, frontend_opts)
-        if args.cluster is not None:
-            raise InputError("--cluster spreads the videos of a dataset folder; one source runs here")
-        source_opts = {"fps": args.image_fps} if path.is_dir() else {}
-        return run_single(args, fps, source_opts, frontend_opts)
+        with native_quiet(not args.verbose):        # the pool's workers inherit the quiet descriptor
+            return _main(args)
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _main(args) -> int:
+    fps = args.fps
+    if fps is None and args.model is None:
+        from mespot.config import ConfigError, load_config
+        try:
+            fps = load_config(args.config).fps
+        except ConfigError as exc:
+            raise InputError(str(exc)) from None
+    if (fps is not None and fps <= 0) or args.image_fps <= 0:
+        raise InputError("--fps and --image-fps must be positive")
+    if args.crop_size is not None and not 64 <= args.crop_size <= 512:
+        raise InputError(f"--crop-size must be in 64..512, got {args.crop_size}")
+    path = Path(args.source)
+    from mespot.stream.sources import URL_SCHEMES
+    if not (path.exists() or args.source.isdigit() or args.source.lower().startswith(URL_SCHEMES)):
+        raise InputError(f"source {args.source!r} not found (not a file, folder, camera index or URL)")
+    if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
+        raise InputError(f"--cluster {args.cluster}: expected ray or ray://HOST:PORT")
+    fps, frontend_opts = _frontend_opts(args, fps)
+    if path.is_dir() and _is_dataset(path):
+        return run_dataset(args, fps, args.image_fps, frontend_opts)
+    if args.cluster is not None:
+        raise InputError("--cluster spreads the videos of a dataset folder; one source runs here")
+    source_opts = {"fps": args.image_fps} if path.is_dir() else {}
+    return run_single(args, fps, source_opts, frontend_opts)
 
 
 if __name__ == "__main__":
