@@ -53,6 +53,7 @@ def test_shipped_files_present_and_small():
         assert path.is_file(), f"{path} missing: run scripts/make_default_model.sh"
         assert path.stat().st_size < MAX_BYTES, f"{name} is {path.stat().st_size} bytes"
     assert default_model_path("onnx") == MODEL_DIR / "default.onnx"
+    assert b"pkg.torch.onnx" not in (MODEL_DIR / "default.onnx").read_bytes(), "build notes in the shipped model"
 
 
 def test_package_data_ships_the_model_files():

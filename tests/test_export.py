@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -38,6 +39,9 @@ def test_export_report_and_metadata(tmp_path):
     assert embedded["fps"] == 25.0 and embedded["window"] == 16 and embedded["right_context"] == 5
     np.testing.assert_allclose(np.array(embedded["adjacency"]), model.adjacency, atol=1e-7)
     assert embedded["config"]["decoding"]["micro"]["start_range"] == list(CONFIG.micro.start_range)
+    # torch's per-node notes (stack traces with this machine's paths) are not shipped
+    data = (tmp_path / "m.onnx").read_bytes()
+    assert b"pkg.torch.onnx" not in data and str(Path(__file__).resolve().parents[1]).encode() not in data
 
 
 def test_export_refuses_a_wrong_graph(tmp_path, monkeypatch):

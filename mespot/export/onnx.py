@@ -72,7 +72,28 @@ def _torch_to_onnx(model: AUWGCN):
                 verbose=False, external_data=False)
     finally:
         quiet.setLevel(level)
-    return program.model_proto
+    return strip_trace_metadata(program.model_proto)
+
+
+def strip_trace_metadata(proto):
+    """Drop the debugging notes torch's exporter attaches to nodes, inputs, outputs and the graph
+    (`pkg.torch.*` and `namespace`: the Python stack trace with this machine's absolute paths, FX
+    node text, module names): they describe the build, not the model, and a shipped file should
+    not carry them. The graph, the weights and mespot's own metadata are untouched."""
+    def visit(message) -> None:
+        for field, value in message.ListFields():
+            if field.name == "metadata_props":
+                keep = [(p.key, p.value) for p in value if not (p.key.startswith("pkg.torch.") or p.key == "namespace")]
+                del value[:]
+                for key, text in keep:
+                    value.add(key=key, value=text)
+            elif field.type == field.TYPE_MESSAGE:
+                for item in (value if field.label == field.LABEL_REPEATED else [value]):
+                    visit(item)
+    visit(proto)
+    for node in [*proto.graph.node, *(n for f in proto.functions for n in f.node)]:
+        node.doc_string = ""
+    return proto
 
 
 def parity_check(model: AUWGCN, onnx_path: Path, *, lengths=CHECK_LENGTHS, seed: int = 0) -> dict[int, float]:
