@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -76,3 +77,24 @@ def shared_media(name: str):
     if path is None:
         pytest.skip(f"reference file shared/media/{name} not present (set MESPOT_SHARED)")
     return path
+
+
+def by_stream(path) -> dict[str, list[dict]]:
+    """A --record JSONL file's messages, per stream id."""
+    import json
+    from collections import defaultdict
+
+    out: dict[str, list[dict]] = defaultdict(list)
+    for line in Path(path).read_text().splitlines():
+        m = json.loads(line)
+        out[m["stream"]].append(m)
+    return out
+
+
+def stream_results(messages: list[dict]) -> tuple[list, list]:
+    """One stream's intervals and (frame, valid, probabilities) rows: what must equal across runs."""
+    intervals = [(m["kind"], m["onset_frame"], m["apex_frame"], m["offset_frame"], m["score"])
+                 for m in messages if m["topic"] == "interval"]
+    scores = sorted((f, v, p) for m in messages if m["topic"] == "score"
+                    for f, v, p in zip(m["frames"], m["valid"], m["probs"]))
+    return intervals, scores

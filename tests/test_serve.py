@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_tcp_endpoint
+from helpers import by_stream, free_tcp_endpoint, stream_results
 from mespot.client import Subscriber
 from mespot.errors import InputError
 from mespot.serve.board import StreamsBoard
@@ -217,22 +217,6 @@ def _spot_live(*args):
                           text=True, timeout=600)
 
 
-def _by_stream(path: Path) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for line in path.read_text().splitlines():
-        m = json.loads(line)
-        out[m["stream"]].append(m)
-    return out
-
-
-def _results(messages: list[dict]) -> tuple[list, list]:
-    intervals = [(m["kind"], m["onset_frame"], m["apex_frame"], m["offset_frame"], m["score"])
-                 for m in messages if m["topic"] == "interval"]
-    scores = sorted((f, v, p) for m in messages if m["topic"] == "score"
-                    for f, v, p in zip(m["frames"], m["valid"], m["probs"]))
-    return intervals, scores
-
-
 @pytest.mark.parametrize("inference", ["per-stream", "shared"])
 def test_several_streams_equal_single_stream_runs(clips, model_path, tmp_path, inference):
     """spot-live --source A --source B --source A: each stream's intervals and per-frame
@@ -243,20 +227,20 @@ def test_several_streams_equal_single_stream_runs(clips, model_path, tmp_path, i
     multi = _spot_live("--source", a, "--source", b, "--source", a, "--model", model_path, "--no-ui",
                        "--record", rec, "--pub", free_tcp_endpoint(), "--inference", inference)
     assert multi.returncode == 0, multi.stderr
-    got = _by_stream(rec)
+    got = by_stream(rec)
     assert set(got) == {"clip1", "clip2", "clip1-2"}
     for stream, clip in (("clip1", a), ("clip2", b), ("clip1-2", a)):
         single_rec = tmp_path / f"single_{stream}.jsonl"
         single = _spot_live("--source", clip, "--model", model_path, "--no-ui", "--record", single_rec,
                             "--pub", free_tcp_endpoint())
         assert single.returncode == 0, single.stderr
-        expected = _results(_by_stream(single_rec)[clip.stem])
-        assert _results(got[stream]) == expected, stream
+        expected = stream_results(by_stream(single_rec)[clip.stem])
+        assert stream_results(got[stream]) == expected, stream
         assert len(expected[1]) == 90
         statuses = [m for m in got[stream] if m["topic"] == "status"]
         assert statuses[-1]["state"] == "ended" and statuses[-1]["run_streams"] == ["clip1", "clip2", "clip1-2"]
         assert stream in multi.stdout
-    assert got["clip1"] and _results(got["clip1"]) != _results(got["clip2"])  # the two clips differ
+    assert got["clip1"] and stream_results(got["clip1"]) != stream_results(got["clip2"])  # the two clips differ
     if inference == "shared":
         assert "shared engine: 270 pushes" in multi.stdout, multi.stdout
 
@@ -280,7 +264,7 @@ def test_eight_streams_of_spot_live_reach_one_spot_sub_without_loss(clips, model
     finally:
         sub.kill()
     assert "stopped: publisher ended" in err
-    received = _by_stream(got)
+    received = by_stream(got)
     assert sorted(received) == [f"cam{k}" for k in range(8)]
     for stream, messages in received.items():
         for topic in TOPICS:
@@ -393,8 +377,8 @@ def test_the_shared_engine_gives_each_stream_exactly_its_own_engines_rows(model_
 
 
 def test_a_worker_process_that_dies_is_reported_and_the_others_finish(clips, model_path):
-    """The process backend does not restart (Ray's does): a killed worker's stream ends as an
-    error naming the exit code, and the run still ends with the other stream complete."""
+    """With no restarts left (max_restarts=0), a killed worker's stream ends as an error naming
+    the exit code, and the run still ends with the other stream complete."""
     import os
     import signal
     import time
@@ -405,7 +389,8 @@ def test_a_worker_process_that_dies_is_reported_and_the_others_finish(clips, mod
 
     specs = [StreamSpec("a", str(clips[0]), {"realtime": True}), StreamSpec("b", str(clips[1]), {"realtime": True})]
     with BusProxy(free_tcp_endpoint()) as bus:
-        backend = ProcessBackend(specs, Job(model=str(model_path), bus=bus.inner_endpoint, run_streams=("a", "b")))
+        backend = ProcessBackend(specs, Job(model=str(model_path), bus=bus.inner_endpoint, run_streams=("a", "b")),
+                                 max_restarts=0)
         supervisor = Supervisor(specs, backend, bus)
         try:
             supervisor.prepare()
@@ -422,6 +407,22 @@ def test_a_worker_process_that_dies_is_reported_and_the_others_finish(clips, mod
     assert done["a"].state == "ended" and done["a"].final_status["frames"] == 90
     assert done["b"].final_status is None and done["b"].state == "error"
     assert "exited with code -9" in done["b"].worker["error"]
+
+
+def test_a_killed_worker_process_comes_back_with_a_gap_and_no_repeated_interval(model_path, tmp_path):
+    """The process backend restarts a worker that died, as Ray restarts an actor."""
+    import os
+    import signal
+
+    from killed_stream import check_restart, clip_and_reference, run_and_kill
+    from mespot.serve.supervisor import ProcessBackend
+
+    clip, config, reference = clip_and_reference(tmp_path, model_path)
+    run = run_and_kill(lambda specs, job: ProcessBackend(specs, job, max_restarts=2), clip, model_path,
+                       lambda backend: os.kill(backend._procs["cam0"].pid, signal.SIGKILL),
+                       collect=lambda backend: backend._runs["cam0"])
+    check_restart(run, config, reference)
+    assert run.collected == 1
 
 
 def test_scaling_simulates_from_the_least_loaded_run_and_draws(tmp_path):

@@ -43,12 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser, group) -> None:
                               "Default: a process per stream here")
     cluster.add_argument("--inference", choices=("per-stream", "shared"), default="per-stream",
                          help="per-stream: each stream's worker runs its own model (default); shared: one "
-                              "batched engine in this process serves every stream (one runtime, one model "
-                              "call per step for all waiting streams; same results)")
+                              "batched engine serves every stream (one runtime, one model call per step for all "
+                              "waiting streams; same results), in this process, or with --cluster in a Ray "
+                              "actor (on a GPU node with --device cuda)")
     cluster.add_argument("--actor-cpus", type=at_least(float, 0.0, strict=True), default=0.25, metavar="N",
                          help="CPUs Ray reserves for each stream's actor (default 0.25: 8 streams on 2 cores)")
     cluster.add_argument("--max-restarts", type=at_least(int, 0), default=3, metavar="N",
-                         help="restarts of a stream's actor before its stream is given up (default 3)")
+                         help="times a stream's worker (process or Ray actor) that dies is started again, "
+                              "resuming after a gap, before its stream is given up (default 3)")
     cluster.add_argument("--bus-in", metavar="ENDPOINT",
                          help="where stream workers connect to the bus (default tcp://127.0.0.1:* for "
                               "processes and local Ray, tcp://0.0.0.0:* when joining a cluster)")
@@ -87,12 +89,12 @@ def _backend(args, specs, job):
 
         try:
             return RayBackend(specs, job, address=args.cluster, actor_cpus=args.actor_cpus,
-                              max_restarts=args.max_restarts)
+                              max_restarts=args.max_restarts, shared_engine=args.inference == "shared")
         except ClusterUnavailable as exc:
             raise InputError(str(exc)) from None
     from mespot.serve.supervisor import ProcessBackend
 
-    return ProcessBackend(specs, job)
+    return ProcessBackend(specs, job, max_restarts=args.max_restarts)
 
 
 def _bus_in(args) -> str:
@@ -114,7 +116,9 @@ def run(args, show_ui: bool) -> int:
     if args.cluster is not None and args.cluster != "ray" and not args.cluster.startswith("ray://"):
         raise InputError(f"--cluster {args.cluster}: expected {RAY_ADDRESS_HINT}")
     specs = _specs(args)
-    _, runtime, model = load_model(args)    # once here: a bad model is one line, not one per stream
+    # Once here: a bad model is one line, not one per stream. With --cluster the model runs on the
+    # cluster's nodes (a GPU node's, say), so here it is only read, on this CPU.
+    _, runtime, model = load_model(_read_here(args) if args.cluster else args)
     model = model.resolve()
     try:
         recorder = JsonlRecorder(args.record) if args.record is not None else None
@@ -128,7 +132,7 @@ def run(args, show_ui: bool) -> int:
     server = None
     try:
         inner = proxy.inner_endpoint
-        if args.inference == "shared":
+        if args.inference == "shared" and not args.cluster:     # with --cluster, an actor (RayBackend)
             from mespot.serve.shared import EngineServer
 
             runtime.warm_up()
@@ -136,8 +140,10 @@ def run(args, show_ui: bool) -> int:
         engine_endpoint = None if server is None else server.endpoint
         if inner.startswith("tcp://0.0.0.0:"):
             from mespot.serve.cluster import advertised_endpoint
-            inner = advertised_endpoint(inner)
-            engine_endpoint = engine_endpoint and advertised_endpoint(engine_endpoint)
+
+            toward = args.cluster if args.cluster != "ray" else os.environ.get("RAY_ADDRESS")
+            inner = advertised_endpoint(inner, toward)
+            engine_endpoint = engine_endpoint and advertised_endpoint(engine_endpoint, toward)
         job = Job(model=str(model), bus=inner, engine=engine_endpoint, backend=args.backend, device=args.device, precision=args.precision,
                   config=args.config, hwm=args.hwm, score_rate_hz=args.score_rate, realtime=args.realtime,
                   run_streams=tuple(s.id for s in specs))
@@ -164,6 +170,7 @@ def run(args, show_ui: bool) -> int:
         restore = _stop_on_signals(supervisor)
         try:
             outcomes = supervisor.run()
+            counts = server.counts() if server is not None else backend.engine_counts() if args.cluster else None
         finally:
             restore()
             if board is not None:
@@ -177,12 +184,18 @@ def run(args, show_ui: bool) -> int:
         if recorder is not None:
             recorder.on_end()
     _print_summary(outcomes, specs, out)
-    if server is not None and server.steps:
-        out.print(f"shared engine: {server.batched} pushes in {server.steps} steps (mean batch "
-                  f"{server.batched / server.steps:.2f}, largest {server.max_batch})")
+    if counts and counts["steps"]:
+        out.print(f"shared engine: {counts['batched']} pushes in {counts['steps']} steps (mean batch "
+                  f"{counts['batched'] / counts['steps']:.2f}, largest {counts['max_batch']})")
     if args.record is not None:
         out.print(f"recorded every message of every stream to {args.record}")
     return 0 if all(o.state == "ended" for o in outcomes.values()) else 1
+
+
+def _read_here(args):
+    """args with the model opened on this machine's CPU (fp32): --cluster runs it elsewhere."""
+    backend = "torch" if args.backend == "torch" else "onnx"        # tensorrt builds from the .onnx
+    return argparse.Namespace(**{**vars(args), "backend": backend, "device": "cpu", "precision": "fp32"})
 
 
 def _stop_on_signals(supervisor):

@@ -12,8 +12,9 @@ again; the restarted actor asks the `StreamRegistry` actor (one per run, no CPU)
 was, and:
 
 - numbers its frames from there: a paced stream (camera, URL, `realtime` file) resumes at the
-  frame the clock has reached, a file read as fast as possible after the newest frame it reported,
-  so the frames nobody processed are a jump in frame numbers, a gap;
+  frame the clock has reached, so the frames nobody processed are a jump in frame numbers, a gap;
+  a file read as fast as possible resumes after the newest frame it reported (reports come every
+  PROGRESS_EVERY_S, so the last half second or less may be scored again, under the new `run`);
 - publishes with `run` = the restart count (its `seq` starts again at 0) and `restarts` in every
   status;
 - refuses an interval whose apex is not after the last one published for its kind (ResumeGuard):
@@ -26,13 +27,18 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import replace
 
 from mespot.serve.specs import StreamSpec
-from mespot.serve.worker import Job, ResumeGuard, StreamRunner, StreamStartError, paced
+from mespot.serve.worker import Job, ResumeGuard, StreamRunner, StreamStartError, resume_index
 
 EXTRA_HINT = "pip install 'mespot[ray]'"
+ENGINE_READY_S = 120.0       # the shared engine's actor: scheduled, model opened and warmed up
 POLL_S = 0.5                 # how often the supervisor asks the actors how they are
 GIVE_UP_S = 120.0            # an actor unreachable this long (restarts exhausted, node lost) is given up
+# A stream tells the registry how far it is at most this often: reporting every score message
+# (11 calls a second a stream) cost 8 streams 0.12 of a core more on 2 cores (docs/scaling.md).
+PROGRESS_EVERY_S = 0.5
 
 
 class ClusterUnavailable(Exception):
@@ -55,8 +61,11 @@ def connect(address: str = "ray", *, num_cpus: int | None = None):
         return ray
     kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     try:
-        if address == "ray":
-            ray.init(num_cpus=num_cpus, **kwargs)
+        if address == "ray" and os.environ.get("RAY_ADDRESS"):
+            ray.init(**kwargs)                       # joins that cluster
+        elif address == "ray":
+            # "local": a new Ray here, never a cluster found in Ray's temp files (ray.init()'s default)
+            ray.init(address="local", num_cpus=num_cpus, **kwargs)
         elif address.startswith("ray://"):
             ray.init(address=address, log_to_driver=False)
         else:
@@ -69,9 +78,19 @@ def connect(address: str = "ray", *, num_cpus: int | None = None):
     return ray
 
 
-def advertised_endpoint(bound: str) -> str:
-    """The endpoint other machines connect to for one bound on all interfaces."""
+def advertised_endpoint(bound: str, toward: str | None = None) -> str:
+    """The endpoint other machines connect to for one bound on all interfaces: this machine's
+    address on the route to `toward` (the cluster: ray://HOST:PORT or HOST:PORT), else the one
+    its host name resolves to."""
     host = socket.gethostbyname(socket.gethostname())
+    if toward:
+        target = toward.split("://", 1)[-1].rsplit(":", 1)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((target[0], int(target[1]) if len(target) > 1 else 6379))   # no packet is sent
+                host = probe.getsockname()[0]
+        except (OSError, ValueError):
+            pass
     return bound.replace("0.0.0.0", host, 1)
 
 
@@ -126,18 +145,15 @@ class StreamActor:
         self.runner: StreamRunner | None = None
         start_index = 0
         if self.run > 0:
-            start_index = info["last_index"] + 1
-            since = info["streaming_since"]
-            if since is not None and paced(self.spec, self.job):
-                fps = _config_fps(self.job)
-                start_index = max(start_index, int((time.time() - since) * fps))
+            start_index = resume_index(self.spec, self.job, info["last_index"], info["streaming_since"])
 
         sid = self.spec.id
 
         def guard(publisher, last):
             return ResumeGuard(publisher, last_apex=info["last_apex"], last_frame=last,
                                report_interval=lambda kind, apex: ray.get(registry.published.remote(sid, kind, apex)),
-                               report_progress=lambda index: registry.progress.remote(sid, index))
+                               report_progress=lambda index: registry.progress.remote(sid, index),
+                               progress_every_s=PROGRESS_EVERY_S)
         try:
             self.runner = StreamRunner(self.spec, self.job, run=self.run, start_index=start_index, guard=guard)
             if not self.runner.wait_connected():
@@ -171,15 +187,38 @@ class StreamActor:
         return True
 
 
-def _config_fps(job: Job) -> float:
-    from mespot.config import load_config
-    from mespot.engine.runtime.metadata import metadata_config
+class EngineActor:
+    """The shared engine (mespot.serve.shared.EngineServer) as a Ray actor, for `--cluster ...
+    --inference shared`: the model runs where Ray places this actor, on a GPU node when the run
+    asks for `--device cuda` (the actor then requests one GPU), and the streams' actors reach it
+    over tcp. It is not restarted: if it dies, every stream stops with an error (its RemoteEngine
+    gets no answer)."""
 
-    if job.config:
-        return load_config(job.config).fps
-    from mespot.engine.runtime import open_runtime
+    def __init__(self, job: dict) -> None:
+        from mespot.engine.runtime import open_runtime
+        from mespot.serve.shared import EngineServer
 
-    return metadata_config(open_runtime(job.model, job.backend, job.device).metadata).fps
+        j = Job.from_dict(job)
+        runtime = open_runtime(j.model, j.backend, j.device, precision=j.precision)
+        runtime.warm_up()
+        # Where the streams' actors can reach it: this machine only when the bus is (Ray here).
+        local = j.bus.startswith("tcp://127.0.0.1:")
+        self.server = EngineServer(runtime, "tcp://127.0.0.1:*" if local else "tcp://0.0.0.0:*")
+
+    def endpoint(self) -> str:
+        import ray
+
+        return self.server.endpoint.replace("0.0.0.0", ray.util.get_node_ip_address(), 1)
+
+    def counts(self) -> dict[str, int]:
+        return self.server.counts()
+
+
+def stream_room(ray, actor_cpus: float) -> int:
+    """How many stream actors asking `actor_cpus` each the cluster's live nodes hold at once (an
+    actor cannot span nodes)."""
+    return sum(int(node["Resources"].get("CPU", 0.0) / actor_cpus + 1e-9)
+               for node in ray.nodes() if node.get("Alive"))
 
 
 class RayBackend:
@@ -188,12 +227,33 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, specs: list[StreamSpec], job: Job, *, address: str = "ray", actor_cpus: float = 0.25,
-                 max_restarts: int = 3) -> None:
+                 max_restarts: int = 3, shared_engine: bool = False) -> None:
         self._owns_ray = not (import_ray().is_initialized())
         self.ray = connect(address)
         self.specs, self.job = specs, job
         self.max_restarts = int(max_restarts)
         ray = self.ray
+        self.room = stream_room(ray, actor_cpus)
+        embedded = self._owns_ray and address == "ray" and not os.environ.get("RAY_ADDRESS")
+        actors = len(specs) + int(shared_engine)
+        if embedded and actors > self.room:
+            # Ray would keep the others pending until the ready timeout; nothing can free CPUs here.
+            self._give_up(f"{len(specs)} streams{' and the shared engine' if shared_engine else ''} at --actor-cpus "
+                          f"{actor_cpus:g} do not fit this machine's Ray ({self.room} actors fit): lower --actor-cpus")
+        self.actor_cpus = actor_cpus
+        self.engine = None
+        if shared_engine:
+            gpus = 1 if job.device == "cuda" else 0
+            if gpus and not ray.cluster_resources().get("GPU"):
+                self._give_up("--inference shared --device cuda: the Ray cluster has no GPU")
+            self.engine = ray.remote(EngineActor).options(num_cpus=actor_cpus, num_gpus=gpus,
+                                                          max_restarts=0).remote(job.to_dict())
+            try:
+                job = replace(job, engine=ray.get(self.engine.endpoint.remote(), timeout=ENGINE_READY_S))
+            except Exception as exc:        # GetTimeoutError, RayActorError (the model did not open there)
+                line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                self._give_up(f"the shared engine's actor did not start: {line}")
+            self.job = job
         name = f"mespot-registry-{uuid.uuid4().hex[:12]}"
         self.registry = ray.remote(num_cpus=0)(StreamRegistry).options(name=name).remote()
         actor_class = ray.remote(StreamActor)
@@ -205,14 +265,33 @@ class RayBackend:
         self._last_poll = 0.0
         self._pending = {}
 
+    def _give_up(self, why: str) -> None:
+        if getattr(self, "engine", None) is not None:
+            self.ray.kill(self.engine)
+        if self._owns_ray:
+            self.ray.shutdown()
+        raise ClusterUnavailable(why)
+
+    def engine_counts(self) -> dict[str, int] | None:
+        """The shared engine actor's counts (EngineServer's), None without one or when it is gone."""
+        if self.engine is None:
+            return None
+        try:
+            return self.ray.get(self.engine.counts.remote(), timeout=10)
+        except Exception:
+            return None
+
     def prepare(self, timeout_s: float) -> None:
         ray = self.ray
         refs = {sid: a.ready.remote() for sid, a in self.actors.items()}
         try:
             answers = dict(zip(refs, ray.get(list(refs.values()), timeout=timeout_s)))
         except ray.exceptions.GetTimeoutError:
+            waiting = [sid for sid, ref in refs.items() if not ray.wait([ref], timeout=0)[0]]
             self.close()
-            raise StreamStartError(f"streams not ready on Ray after {timeout_s:g} s") from None
+            raise StreamStartError(f"{len(waiting)} streams not ready on Ray after {timeout_s:g} s ({waiting[0]}, ...); "
+                                   f"the cluster has room for {self.room} at --actor-cpus "
+                                   f"{self.actor_cpus:g}") from None
         except ray.exceptions.RayActorError as exc:
             self.close()
             raise StreamStartError(f"a stream's actor died while starting: {str(exc).splitlines()[0]}") from None
@@ -267,6 +346,8 @@ class RayBackend:
         for a in self.actors.values():
             ray.kill(a, no_restart=True)
         ray.kill(self.registry)
+        if self.engine is not None:
+            ray.kill(self.engine)
         if self._owns_ray:
             ray.shutdown()
 

@@ -135,6 +135,10 @@ class EngineServer:
         for identity, slot in zip(good, slots):
             self._reply(identity, _rows_payload(rows.for_stream(slot)))
 
+    def counts(self) -> dict[str, int]:
+        """Engine steps, the pushes they held, and the largest batch."""
+        return {"steps": self.steps, "batched": self.batched, "max_batch": self.max_batch}
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5.0)

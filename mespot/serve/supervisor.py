@@ -28,7 +28,7 @@ from typing import Protocol
 
 from mespot.serve.bus import BusProxy
 from mespot.serve.specs import StreamSpec
-from mespot.serve.worker import Job, StreamStartError, process_main
+from mespot.serve.worker import Job, SharedProgress, StreamStartError, process_main, resume_index
 from mespot.stream.messages import decode
 
 # Each stream's worker gets one thread per library pool unless the user's environment says otherwise:
@@ -56,31 +56,43 @@ class Backend(Protocol):
 
 class ProcessBackend:
     """A spawned process per stream (mediapipe's threads do not survive fork), each running its
-    StreamRunner with its own runtime. A process that dies is reported as an error, not restarted
-    (restarts are the Ray backend's)."""
+    StreamRunner with its own runtime. A worker that dies after the start (killed, crashed; a
+    non-zero exit without a report) is started again, up to `max_restarts` times, resuming as a
+    Ray actor does: from the frame `resume_index` gives, with `run` = its restart count and a
+    guard that refuses intervals an earlier run published (SharedProgress keeps both across the
+    crash). Past `max_restarts` its stream ends as an error naming the exit code."""
 
     name = "processes"
 
-    def __init__(self, specs: list[StreamSpec], job: Job) -> None:
-        self.specs, self.job = specs, job
-        ctx = mp.get_context("spawn")
+    def __init__(self, specs: list[StreamSpec], job: Job, *, max_restarts: int = 3) -> None:
+        self.specs, self.job = {s.id: s for s in specs}, job
+        self.max_restarts = int(max_restarts)
+        self._ctx = ctx = mp.get_context("spawn")
         self._go, self._stop, self._abandon = ctx.Event(), ctx.Event(), ctx.Event()
         self._results = ctx.Queue()
-        self._procs = {s.id: ctx.Process(target=process_main, name=f"mespot-stream-{s.id}", daemon=True,
-                                         args=(s.to_dict(), job.to_dict(), self._go, self._stop, self._abandon,
-                                               self._results))
-                       for s in specs}
+        self._progress = {s.id: SharedProgress(ctx) for s in specs}
+        self._runs = {s.id: 0 for s in specs}
+        self._streaming_since: float | None = None
+        self._procs = {s.id: self._process(s, run=0, start_index=0) for s in specs}
         self._done: dict[str, dict] = {}
 
-    def prepare(self, timeout_s: float) -> None:
+    def _process(self, spec: StreamSpec, *, run: int, start_index: int):
+        return self._ctx.Process(target=process_main, name=f"mespot-stream-{spec.id}", daemon=True,
+                                 args=(spec.to_dict(), self.job.to_dict(), self._go, self._stop, self._abandon,
+                                       self._results, self._progress[spec.id], run, start_index))
+
+    def _launch(self, procs) -> None:
         added = {k: v for k, v in WORKER_THREAD_ENV.items() if k not in os.environ}
         os.environ.update(added)                 # inherited by the spawned workers only: this
         try:                                     # process's libraries have their pools already
-            for p in self._procs.values():
+            for p in procs:
                 p.start()
         finally:
             for k in added:
                 del os.environ[k]
+
+    def prepare(self, timeout_s: float) -> None:
+        self._launch(self._procs.values())
         ready: set[str] = set()
         deadline = time.monotonic() + timeout_s
         while len(ready) < len(self._procs):
@@ -103,6 +115,7 @@ class ProcessBackend:
             ready.add(sid)
 
     def start(self) -> None:
+        self._streaming_since = time.time()
         self._go.set()
 
     def stop(self, *, wait_for_source: bool = True) -> None:
@@ -110,28 +123,40 @@ class ProcessBackend:
         if not wait_for_source:
             self._abandon.set()
 
-    def poll(self) -> dict[str, dict]:
-        """Streams whose worker is done: id -> its summary (state, frames, ...)."""
+    def _drain(self) -> None:
         while True:
             try:
                 kind, sid, info = self._results.get_nowait()
             except queue.Empty:
-                break
+                return
             if kind == "done":
                 self._done[sid] = info
-        for sid, p in self._procs.items():
-            if sid not in self._done and p.exitcode is not None:
-                time.sleep(0.1)             # its last report may still be in the queue's pipe
-                try:
-                    while True:
-                        kind, other, info = self._results.get_nowait()
-                        if kind == "done":
-                            self._done[other] = info
-                except queue.Empty:       # drained: whatever it reported is in _done now
-                    pass
-                if sid not in self._done:
-                    self._done[sid] = {"state": "error", "error": f"worker process exited with code {p.exitcode}"}
+            elif kind == "failed":                  # a restarted worker that could not start again
+                self._done[sid] = {"state": "error", "error": info}
+
+    def poll(self) -> dict[str, dict]:
+        """Streams whose worker is done: id -> its summary (state, frames, ...). Restarts a dead one."""
+        self._drain()
+        for sid, p in list(self._procs.items()):
+            if sid in self._done or p.exitcode is None:
+                continue
+            time.sleep(0.1)                 # its last report may still be in the queue's pipe
+            self._drain()
+            if sid in self._done:
+                continue
+            if p.exitcode != 0 and self._runs[sid] < self.max_restarts and not self._stop.is_set():
+                self._restart(sid)
+            else:
+                restarted = f" (after {self._runs[sid]} restarts)" if self._runs[sid] else ""
+                self._done[sid] = {"state": "error", "error": f"worker process exited with code {p.exitcode}{restarted}"}
         return dict(self._done)
+
+    def _restart(self, sid: str) -> None:
+        spec, progress = self.specs[sid], self._progress[sid]
+        self._runs[sid] += 1
+        start = resume_index(spec, self.job, progress.last_index, self._streaming_since)
+        self._procs[sid] = self._process(spec, run=self._runs[sid], start_index=start)
+        self._launch([self._procs[sid]])
 
     def close(self) -> None:
         self.stop()

@@ -4,12 +4,13 @@ The runner builds exactly what a single `spot-live` builds (mespot.stream.factor
 the model's own front-end and config) and publishes through a ZmqPublisher that *connects* to the
 bus proxy (mespot.serve.bus), so a stream's messages are the same bytes a single-stream run sends.
 
-A supervised restart (Ray) makes a new runner with `run` = the restart count and `start_index` =
+A supervised restart (a Ray actor, or a worker process the ProcessBackend starts again) makes a new runner with `run` = the restart count and `start_index` =
 the frame number the stream has reached by then: the source restarts there (a file is seeked; a
 camera simply continues) and its frames are numbered from it, so the frames the dead worker never
 processed show as a jump in frame numbers, a gap, not as a new stream starting at 0. `guard` (a
 Sink wrapping the publisher) sees every message before it leaves: the Ray supervisor uses it to
-record progress and to refuse an interval that was already published before a crash.
+record progress and to refuse an interval that was already published before a crash
+(`resume_index` says where a restart starts; `SharedProgress` is the process backend's record).
 """
 from __future__ import annotations
 
@@ -99,18 +100,21 @@ class ResumeGuard(Sink):
     after it and before the send loses that one interval, never duplicates it); an interval whose
     apex is not after the last one reported for its kind (`last_apex`, carried over from the runs
     before a restart) is refused and counted in `suppressed`: intervals of one kind are published
-    in apex order, so such an interval was already published by an earlier run. With each `score`
-    and `status` the newest processed frame goes to `report_progress(index)`, the resume point
-    of a restart.
+    in apex order, so such an interval was already published by an earlier run. With a `score`
+    or `status`, at most every `progress_every_s`, the newest processed frame goes to
+    `report_progress(index)`, the resume point of a restart: a stream read as fast as possible
+    may score the frames of that last fraction of a second again after a restart.
     """
 
     def __init__(self, publisher: Sink, *, report_interval: Callable[[str, int], None],
                  report_progress: Callable[[int], None], last_apex: dict[str, int] | None = None,
-                 last_frame: LastFrame | None = None) -> None:
+                 last_frame: LastFrame | None = None, progress_every_s: float = 0.0) -> None:
         self.publisher = publisher
         self.report_interval, self.report_progress = report_interval, report_progress
         self.last_apex = dict(last_apex or {})
         self.last_frame = last_frame
+        self.progress_every_s = float(progress_every_s)
+        self._next_progress = 0.0
         self.suppressed = 0
 
     @property
@@ -130,7 +134,10 @@ class ResumeGuard(Sink):
             self.report_interval(kind, apex)
             self.last_apex[kind] = apex
         elif self.last_frame is not None and self.last_frame.index is not None:
-            self.report_progress(self.last_frame.index)
+            now = time.monotonic()
+            if now >= self._next_progress:
+                self._next_progress = now + self.progress_every_s
+                self.report_progress(self.last_frame.index)
         self.publisher.write_routed(key, topic, payload)
 
     def flush(self) -> None:
@@ -164,6 +171,60 @@ def paced(spec: StreamSpec, job: Job) -> bool:
     source = spec.source
     live = isinstance(source, int) or source.strip().isdigit() or source.lower().startswith(URL_SCHEMES)
     return live or bool(spec.options.get("realtime", job.realtime))
+
+
+def stream_fps(job: Job) -> float:
+    """The frame rate every stream of the job runs at (its config's, else the model's)."""
+    from mespot.config import load_config
+    from mespot.engine.runtime import open_runtime
+    from mespot.engine.runtime.metadata import metadata_config
+
+    if job.config:
+        return load_config(job.config).fps
+    return metadata_config(open_runtime(job.model, job.backend, job.device).metadata).fps
+
+
+def resume_index(spec: StreamSpec, job: Job, last_index: int, streaming_since: float | None) -> int:
+    """The first frame number of a restarted stream: after the newest frame the dead worker
+    reported, or, for a stream on the clock (`paced`), the frame the clock has reached since the
+    stream started at `streaming_since` (time.time()), whichever is later."""
+    index = int(last_index) + 1
+    if streaming_since is not None and paced(spec, job):
+        index = max(index, int((time.time() - streaming_since) * stream_fps(job)))
+    return index
+
+
+class SharedProgress:
+    """What a restart of a stream's worker process needs, in shared memory that outlives the
+    process: the newest frame it processed and the newest apex it published per kind (-1: none).
+    A write is visible to the supervisor at once, so a SIGKILL loses nothing already written."""
+
+    KINDS = ("micro", "macro")
+
+    def __init__(self, ctx) -> None:
+        self.values = ctx.Array("q", 1 + len(self.KINDS), lock=False)
+        for k in range(len(self.values)):
+            self.values[k] = -1
+
+    @property
+    def last_index(self) -> int:
+        return int(self.values[0])
+
+    def last_apex(self) -> dict[str, int]:
+        return {kind: int(self.values[1 + k]) for k, kind in enumerate(self.KINDS) if self.values[1 + k] >= 0}
+
+    def guard(self, publisher: Sink, last: LastFrame) -> ResumeGuard:
+        """The ResumeGuard of a (re)started worker: it writes here and refuses what an earlier
+        run published."""
+        slot = {kind: 1 + k for k, kind in enumerate(self.KINDS)}
+
+        def report_interval(kind: str, apex: int) -> None:
+            self.values[slot[kind]] = apex
+
+        def report_progress(index: int) -> None:
+            self.values[0] = index
+        return ResumeGuard(publisher, report_interval=report_interval, report_progress=report_progress,
+                           last_apex=self.last_apex(), last_frame=last)
 
 
 def _open_source(spec: StreamSpec, job: Job, fps: float, start_index: int) -> Source:
@@ -207,8 +268,11 @@ class StreamRunner:
         self._thread: threading.Thread | None = None
         where = f"stream {spec.id}"
         try:
-            options = {"threads": job.threads} if job.backend == "onnx" else {}
-            self.runtime = open_runtime(job.model, job.backend, job.device, precision=job.precision, **options)
+            if job.engine is None:
+                options = {"threads": job.threads} if job.backend == "onnx" else {}
+                self.runtime = open_runtime(job.model, job.backend, job.device, precision=job.precision, **options)
+            else:                       # the model runs in the shared engine: here only its metadata is read
+                self.runtime = open_runtime(job.model, "torch" if str(job.model).endswith(".pt") else "onnx", "cpu")
             config = pipeline_config(self.runtime, load_config(job.config) if job.config else None)
         except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable, ConfigError) as exc:
             raise StreamStartError(f"{where}: model {job.model}: {exc}") from None
@@ -293,15 +357,18 @@ def _summary_dict(summary) -> dict[str, Any]:
             "dropped": summary.dropped, "error": summary.error}
 
 
-def process_main(spec: dict, job: dict, go, stop, abandon, results) -> None:
+def process_main(spec: dict, job: dict, go, stop, abandon, results, progress: SharedProgress | None = None,
+                 run: int = 0, start_index: int = 0) -> None:
     """Entry point of a stream's worker process (multiprocessing, spawn): build, report ready (or
-    the one-line reason it cannot start), wait for `go`, stream until the end or `stop`, report."""
+    the one-line reason it cannot start), wait for `go`, stream until the end or `stop`, report.
+    A restart (`run` > 0) starts at `start_index` and publishes through `progress`'s guard."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # the supervisor owns Ctrl-C and tells us via `stop`
     spec_obj = StreamSpec.from_dict(spec)
     try:
-        runner = StreamRunner(spec_obj, Job.from_dict(job))
+        runner = StreamRunner(spec_obj, Job.from_dict(job), run=run, start_index=start_index,
+                              guard=None if progress is None else progress.guard)
         if not runner.wait_connected():
             runner.close()
             results.put(("failed", spec_obj.id, f"stream {spec_obj.id}: the bus did not answer within "
