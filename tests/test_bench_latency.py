@@ -8,7 +8,7 @@ import pytest
 
 from mespot.bench.latency import TARGETS, evaluate_targets
 from mespot.bench.readme_table import BEGIN, END, latency_table, replace_block
-from mespot.bench.streams import judge
+from mespot.bench.streams import judge, median_trial
 from mespot.cli.bench import main as bench_main
 from mespot.stream.pipeline import STAGES
 
@@ -128,6 +128,17 @@ def test_streams_trial_verdict():
     assert not failed["sustained"] and failed["errors"] == ["OSError: boom"]
 
 
+def test_repeated_trials_stand_by_their_median():
+    run = {"frames": 30, "dropped": 0, "fps": 30.0, "end_to_end": {"n": 30, "p50_ms": 5.0, "p99_ms": 9.0}}
+    late = {**run, "frames": 29, "dropped": 1, "capture_drop_times_s": [4.0]}
+    clean, one_late = {**judge(2, [run, run], 30), "load_avg": [1, 1, 1]}, {**judge(2, [run, late], 30),
+                                                                           "load_avg": [2, 1, 1]}
+    assert median_trial([one_late, clean, clean])["steady_after_startup"]
+    worse = median_trial([one_late, clean, one_late])
+    assert not worse["steady_after_startup"] and [r["dropped_after_startup"] for r in worse["repeats"]] == [1, 0, 1]
+    assert "repeats" not in median_trial([clean])
+
+
 def test_streams_bench_threads_writes_json(clip, models, tmp_path):
     out = tmp_path / "streams.json"
     assert bench_main(["streams", "--mode", "thread", "--max", "1", "--seconds", "1", "--source", str(clip),
@@ -163,3 +174,12 @@ def test_median_pair_reports_one_whole_pair():
     assert [r["reported"] for r in result["repeats"]] == [False, False, True]
     assert physical["tvl1"]["pairs"] == 5 and result["physical"]["tvl1"]["pairs"] == 5
     assert "_backends" not in result and "_physical" not in result
+
+
+def test_serve_mode_dates_a_dropped_frame_by_its_number():
+    from mespot.bench.serving import dropped_frame_times
+
+    scored = set(range(0, 300)) - {12, 13, 150}
+    assert dropped_frame_times(scored, 3, 30.0) == [0.4, 0.433, 5.0]
+    assert dropped_frame_times(scored, 4, 30.0) is None          # holes and the status disagree
+    assert dropped_frame_times(set(), 0, 30.0) == []
