@@ -428,13 +428,19 @@ def test_a_killed_worker_process_comes_back_with_a_gap_and_no_repeated_interval(
 def test_scaling_simulates_from_the_least_loaded_run_and_draws(tmp_path):
     from mespot.bench.scaling import at_scale, measured_points, per_camera_load, plot, simulate
 
-    def run(name, mode, cpus, steady, load):
+    def run(name, mode, cpus, steady, load, repeats=1, **extra):
         path = tmp_path / name
+        trial = {"load_avg": [load, 0, 0], **({"repeats": [{}] * repeats} if repeats > 1 else {})}
         path.write_text(json.dumps({"cpus_usable": cpus, "machine": {"cores": 2, "load_avg": [load, 0, 0]},
                                     "modes": {mode: {"max_streams": steady, "max_streams_steady": steady,
-                                                     "limit_reached": False,
-                                                     "trials": [{"load_avg": [load, 0, 0]}]}}}))
+                                                     "limit_reached": False, "trials": [trial]}}, **extra}))
         return path
+
+    # A repeated run wins over a less loaded single one; a --min continuation is not a point.
+    repeated = measured_points([run("r.json", "spot-live", 2, 12, 9.0, repeats=3),
+                                run("s.json", "spot-live", 2, 9, 3.0),
+                                run("m.json", "spot-live", 2, 0, 9.0, repeats=3, min_streams_tried=13)])
+    assert len(repeated) == 2 and simulate(repeated)["spot-live"]["per_cpu"] == 6.0
 
     inference_only = tmp_path / "streams_inference.json"       # matched by bench/streams_*.json too
     inference_only.write_text(json.dumps({"bench": "streams-inference", "backends": {}}))

@@ -144,12 +144,15 @@ def measured_points(paths: list[Path]) -> list[dict]:
         result = json.loads(path.read_text())
         if "modes" not in result:          # --inference-only results: no camera streams to place
             continue
+        if result.get("min_streams_tried", 1) > 1:    # a --min run continues another; its counts start there
+            continue
         cpus = result.get("cpus_usable") or result["machine"]["cores"]
         for mode, m in result["modes"].items():
             trials = m["trials"]
             loads = [t["load_avg"][0] for t in trials if t.get("load_avg")]
             points.append({"file": str(path), "mode": mode, "cpus": cpus, "max_streams": m["max_streams"],
                            "max_streams_steady": m["max_streams_steady"], "limit_reached": m["limit_reached"],
+                           "repeats": max((len(t.get("repeats", ())) for t in trials), default=0) or 1,
                            "load_1min": [min(loads), max(loads)] if loads else
                            [result["machine"]["load_avg"][0], result.get("load_avg_end", [0])[0]]})
     return points
@@ -157,12 +160,13 @@ def measured_points(paths: list[Path]) -> list[dict]:
 
 def simulate(points: list[dict]) -> dict:
     """streams(workers) = workers x streams per CPU at the most CPUs measured (the run with the
-    lowest load among those), per mode."""
+    most repeats per N, then the lowest load among those), per mode."""
     curves = {}
     for mode in sorted({p["mode"] for p in points}):
-        # At the most CPUs measured, the least disturbed run (lowest peak load during its trials).
+        # At the most CPUs measured, the most repeated run, then the least disturbed one (lowest
+        # peak load during its trials: the streams themselves raise it, so only among equals).
         best = min((p for p in points if p["mode"] == mode),
-                   key=lambda p: (-p["cpus"], (p["load_1min"] or [0, 0])[1]))
+                   key=lambda p: (-p["cpus"], -p.get("repeats", 1), (p["load_1min"] or [0, 0])[1]))
         per_cpu = best["max_streams_steady"] / best["cpus"]
         curves[mode] = {"per_cpu": per_cpu, "from": best["file"], "limit_reached": best["limit_reached"],
                         "streams": {w: int(w * per_cpu) for w in WORKERS}}

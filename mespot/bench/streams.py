@@ -13,8 +13,8 @@ one per process):
 - `spot-live` / `ray` (asked for by name, not part of `both`): all N streams in ONE multi-stream
   spot-live, a worker process or a Ray actor per stream, through the bus proxy
   (mespot.bench.serving, which also measures Ray's own start-up and memory).
-N rises from 1 until a trial drops frames after its first second, or `--max` is reached; with
-`--repeats R` each N runs R trials and its median one (by drops) stands for it. Drops in
+N rises from 1 (or `--min`) until a trial drops frames after its first second, or `--max` is
+reached; with `--repeats R` each N runs R trials and its median one (by drops) stands for it. Drops in
 the first second (every stream acquiring its face at the same moment) are reported apart: the
 verdict (`max_streams`) counts every drop, `max_streams_steady` only those after the first second.
 Target (docs/benchmarks.md): at least 4, on `max_streams`.
@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "frames when it falls behind as a camera would. N rises from 1 until a trial drops frames. "
                      "Target: at least 4 streams without drops. Details: docs/benchmarks.md.")
     parser.add_argument("--max", type=int, default=8, metavar="N", help="most streams tried (default 8)")
+    parser.add_argument("--min", type=int, default=1, metavar="N",
+                        help="fewest streams tried (default 1): start near a limit found before; the figures "
+                             "then count from N (0 when N itself drops)")
     parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="length of each trial (default 10 s)")
     parser.add_argument("--mode", choices=(*MODES, "both", *SERVE_MODES), default="both",
                         help="one process per stream, threads sharing one runtime, or both (default); "
@@ -173,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
         from mespot.bench import capacity
 
         return capacity.run(args)
-    if args.max < 1 or args.seconds < 1 or args.repeats < 1:
-        print("spot-bench streams: --max and --repeats must be >= 1 and --seconds >= 1", file=sys.stderr)
+    if not 1 <= args.min <= args.max or args.seconds < 1 or args.repeats < 1:
+        print("spot-bench streams: need 1 <= --min <= --max, --repeats >= 1 and --seconds >= 1", file=sys.stderr)
         return 2
     if args.model is not None and not args.model.is_file():
         print(f"spot-bench streams: --model {args.model}: no such file", file=sys.stderr)
@@ -185,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     modes = MODES if args.mode == "both" else (args.mode,)
     ray_started = False
     result = {"bench": "streams", "target_streams": TARGET_STREAMS, "seconds": args.seconds, "fps": STREAM_FPS,
+              "min_streams_tried": args.min, "repeats": args.repeats,
               "modes": {}, "machine": machine, "cpus_usable": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory(prefix="mespot-streams-") as tmp:
         try:
@@ -211,9 +215,9 @@ def run(args: argparse.Namespace) -> int:
             ray_started = True
         with Progress(console=console, refresh_per_second=2, transient=True) as progress:
             for mode in modes:
-                task = progress.add_task(f"{mode}: 1..{args.max} streams", total=args.max)
+                task = progress.add_task(f"{mode}: {args.min}..{args.max} streams", total=args.max - args.min + 1)
                 trials = []
-                for n in range(1, args.max + 1):
+                for n in range(args.min, args.max + 1):
                     repeats = []
                     for _ in range(args.repeats):
                         if mode in SERVE_MODES:
