@@ -4,13 +4,14 @@ The runner builds exactly what a single `spot-live` builds (mespot.stream.factor
 the model's own front-end and config) and publishes through a ZmqPublisher that *connects* to the
 bus proxy (mespot.serve.bus), so a stream's messages are the same bytes a single-stream run sends.
 
-A supervised restart (a Ray actor, or a worker process the ProcessBackend starts again) makes a new runner with `run` = the restart count and `start_index` =
-the frame number the stream has reached by then: the source restarts there (a file is seeked; a
-camera simply continues) and its frames are numbered from it, so the frames the dead worker never
-processed show as a jump in frame numbers, a gap, not as a new stream starting at 0. `guard` (a
-Sink wrapping the publisher) sees every message before it leaves: the Ray supervisor uses it to
-record progress and to refuse an interval that was already published before a crash
-(`resume_index` says where a restart starts; `SharedProgress` is the process backend's record).
+A supervised restart (a Ray actor, or a worker process the ProcessBackend starts again) makes a
+new runner with `run` = the restart count and `start_index` = the frame number the stream has
+reached by then (`resume_index`): the source restarts there (a file is seeked; a camera simply
+continues) and its frames are numbered from it, so the frames the dead worker never processed
+show as a jump in frame numbers, a gap, not as a new stream starting at 0. `guard` (a Sink
+wrapping the publisher) sees every message before it leaves: both backends use a ResumeGuard to
+record progress and to refuse an interval that was already published before a crash (its record:
+`SharedProgress` for processes, the StreamRegistry actor for Ray).
 """
 from __future__ import annotations
 
@@ -176,12 +177,19 @@ def paced(spec: StreamSpec, job: Job) -> bool:
 def stream_fps(job: Job) -> float:
     """The frame rate every stream of the job runs at (its config's, else the model's)."""
     from mespot.config import load_config
-    from mespot.engine.runtime import open_runtime
     from mespot.engine.runtime.metadata import metadata_config
 
     if job.config:
         return load_config(job.config).fps
-    return metadata_config(open_runtime(job.model, job.backend, job.device).metadata).fps
+    return metadata_config(metadata_runtime(job.model).metadata).fps
+
+
+def metadata_runtime(model: str):
+    """The model opened on this CPU only to read what it carries (config, front-end): where it
+    runs may be elsewhere (a shared engine, a GPU node)."""
+    from mespot.engine.runtime import open_runtime
+
+    return open_runtime(model, "torch" if str(model).endswith(".pt") else "onnx", "cpu")
 
 
 def resume_index(spec: StreamSpec, job: Job, last_index: int, streaming_since: float | None) -> int:
@@ -272,7 +280,7 @@ class StreamRunner:
                 options = {"threads": job.threads} if job.backend == "onnx" else {}
                 self.runtime = open_runtime(job.model, job.backend, job.device, precision=job.precision, **options)
             else:                       # the model runs in the shared engine: here only its metadata is read
-                self.runtime = open_runtime(job.model, "torch" if str(job.model).endswith(".pt") else "onnx", "cpu")
+                self.runtime = metadata_runtime(job.model)
             config = pipeline_config(self.runtime, load_config(job.config) if job.config else None)
         except (ModelNotFound, FileNotFoundError, ValueError, RuntimeUnavailable, ConfigError) as exc:
             raise StreamStartError(f"{where}: model {job.model}: {exc}") from None
