@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -35,8 +36,11 @@ def test_spot_live_joins_a_running_cluster_by_ray_address_and_by_ray_client(mode
     ray_cli = str(Path(sys.executable).with_name("ray"))
     gcs, client = free_port(), free_port()
     temp = tempfile.mkdtemp(prefix="mespot-ray-", dir="/tmp")       # short: Ray's socket paths live there
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray 2.60 clusters ask for a token; a driver joining by address sends one only when told to
+    # (RAY_AUTH_MODE=token), as on a real cluster. A token of the test's own leaves ~/.ray alone.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     t0 = time.monotonic()
     head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--port", str(gcs), "--ray-client-server-port",
                              str(client), "--num-cpus", "4", "--include-dashboard", "false", "--temp-dir", temp,

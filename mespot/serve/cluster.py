@@ -74,6 +74,11 @@ def connect(address: str = "ray", *, num_cpus: int | None = None):
         raise
     except Exception as exc:         # Ray raises ConnectionError, RuntimeError, ValueError, ...
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        joining = address != "ray" or bool(os.environ.get("RAY_ADDRESS"))
+        if joining and not os.environ.get("RAY_AUTH_MODE"):
+            # Ray sends its token to an address given explicitly only when told to.
+            line += (" (if the cluster uses Ray's token authentication, set RAY_AUTH_MODE=token and its "
+                     "token in RAY_AUTH_TOKEN or ~/.ray/auth_token)")
         raise ClusterUnavailable(f"cannot start or join Ray at {address}: {line}") from None
     return ray
 
