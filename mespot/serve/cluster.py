@@ -1,9 +1,9 @@
 """Streams as Ray actors (`spot-live --cluster ...`), and a Ray pool for `spot-extract --cluster`.
 
 Ray is optional (`pip install 'mespot[ray]'`) and imported only here, only when asked for: one
-stream, the process backend and every other test run without it. `connect` starts Ray on this
-machine (`ray`: `ray.init()`, which joins the cluster in RAY_ADDRESS instead when that is set) or
-joins one (`ray://HOST:PORT`, Ray Client).
+stream, the process backend and every other test run without it. `connect` starts a new Ray on
+this machine (`ray`), joins the cluster in RAY_ADDRESS when that is set, or joins one through Ray
+Client (`ray://HOST:PORT`). With `--inference shared` the batched engine is an `EngineActor`.
 
 Each stream is a `StreamActor` with a CPU request (`actor_cpus`) and `max_restarts`. Its
 constructor builds the stream (mespot.serve.worker.StreamRunner) and publishes over tcp to the
