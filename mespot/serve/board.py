@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import threading
 
-from rich.live import Live
 from rich.table import Table
 
 from mespot.serve.supervisor import BusObserver
+from mespot.stream.dashboard import LiveDisplay
 
 
-class StreamsBoard(BusObserver):
+class StreamsBoard(LiveDisplay, BusObserver):
     def __init__(self, stream_ids: list[str], *, title: str, console=None) -> None:
         self.ids = list(stream_ids)
         self.title = title
         self._lock = threading.Lock()
         self._status: dict[str, dict] = {}
         self._last_interval: dict[str, dict] = {}
-        self._live = Live(get_renderable=self._render, refresh_per_second=4, console=console,
-                          transient=False, redirect_stderr=False)
-
-    def start(self) -> None:
-        self._live.start()
-
-    def stop(self) -> None:
-        self._live.stop()
+        super().__init__(console)                # last: rich draws once as it is built
 
     def on_message(self, message: dict) -> None:
         with self._lock:

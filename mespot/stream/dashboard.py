@@ -33,7 +33,26 @@ def sparkline(values: list[float | None]) -> str:
     return "".join(out)
 
 
-class Dashboard(PipelineObserver):
+class LiveDisplay:
+    """A terminal display that rich redraws from `_render()` four times a second on its own
+    thread, between `start()` and `stop()` (the single- and the multi-stream dashboards).
+    Subclasses call `__init__` last: rich draws once while it is built."""
+
+    def __init__(self, console=None) -> None:
+        self._live = Live(get_renderable=self._render, refresh_per_second=4, console=console,
+                          transient=False, redirect_stderr=False)
+
+    def _render(self):
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        self._live.stop()
+
+
+class Dashboard(LiveDisplay, PipelineObserver):
     def __init__(self, *, title: str, thresholds: dict[str, float], console=None) -> None:
         self.title = title
         self.thresholds = thresholds
@@ -42,14 +61,7 @@ class Dashboard(PipelineObserver):
         self._intervals: deque[tuple[Interval, dict]] = deque(maxlen=8)
         self._status: dict | None = None
         self._face = False
-        self._live = Live(get_renderable=self._render, refresh_per_second=4, console=console,
-                          transient=False, redirect_stderr=False)
-
-    def start(self) -> None:
-        self._live.start()
-
-    def stop(self) -> None:
-        self._live.stop()
+        super().__init__(console)                # last: rich draws once as it is built
 
     # -- observer side (pipeline thread) ----------------------------------------------------------
     def on_frame(self, record: FrameRecord) -> None:
