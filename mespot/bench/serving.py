@@ -53,10 +53,6 @@ def trial_serve(n: int, source: str, model: Path, frames: int, *, backend: str =
             elif message["topic"] == "score":
                 scored[message["stream"]].update(message["frames"])
 
-    class Discard:                        # a `record` makes the monitor take every topic, scores too
-        def write(self, topic: str, payload: bytes) -> None:
-            pass
-
     with BusProxy("tcp://127.0.0.1:*") as bus:
         job = Job(model=str(model), bus=bus.inner_endpoint, realtime=True, run_streams=tuple(s.id for s in specs))
         if backend == "ray":
@@ -64,7 +60,7 @@ def trial_serve(n: int, source: str, model: Path, frames: int, *, backend: str =
             runner = RayBackend(specs, job, actor_cpus=_fitted_actor_cpus(n), max_restarts=0)
         else:
             runner = ProcessBackend(specs, job, max_restarts=0)
-        supervisor = Supervisor(specs, runner, bus, record=Discard(), observers=[Collect()])
+        supervisor = Supervisor(specs, runner, bus, observers=[Collect()], all_topics=True)   # scores too
         try:
             supervisor.prepare()
             outcomes = supervisor.run()

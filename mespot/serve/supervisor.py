@@ -193,14 +193,15 @@ class StreamOutcome:
 
 class Supervisor:
     """One multi-stream run over `backend` (see the module). `record`: a JsonlRecorder-like sink
-    that gets every message of every stream; observers get every message the monitor reads."""
+    that gets every message of every stream; observers get every message the monitor reads:
+    `status` and `interval`, or every topic with `record` or `all_topics`."""
 
     def __init__(self, specs: list[StreamSpec], backend: Backend, proxy: BusProxy, *, record=None,
-                 observers=()) -> None:
+                 observers=(), all_topics: bool = False) -> None:
         self.specs, self.backend, self.proxy = specs, backend, proxy
         self.record = record
         self.observers = list(observers)
-        topics = (b"",) if record is not None else (b"status", b"interval")
+        topics = (b"",) if record is not None or all_topics else (b"status", b"interval")
         self._monitor = proxy.subscriber(topics)
         self._own_interval_subs = 1                 # the monitor's own subscription reaching `interval`
         self._stop_requests = 0
