@@ -81,6 +81,8 @@ def strip_trace_metadata(proto):
     node text, module names): they describe the build, not the model, and a shipped file should
     not carry them. The graph, the weights and mespot's own metadata are untouched."""
     def visit(message) -> None:
+        if message.DESCRIPTOR.name == "NodeProto":
+            message.doc_string = ""
         for field, value in message.ListFields():
             if field.name == "metadata_props":
                 keep = [(p.key, p.value) for p in value if not (p.key.startswith("pkg.torch.") or p.key == "namespace")]
@@ -91,8 +93,6 @@ def strip_trace_metadata(proto):
                 for item in (value if field.label == field.LABEL_REPEATED else [value]):
                     visit(item)
     visit(proto)
-    for node in [*proto.graph.node, *(n for f in proto.functions for n in f.node)]:
-        node.doc_string = ""
     return proto
 
 
